@@ -1,0 +1,6 @@
+import type { Command } from 'commander';
+
+/** Every command module registers itself here; keep the list in the order of `trellis --help`. */
+export function registerCommands(program: Command): void {
+  void program;
+}

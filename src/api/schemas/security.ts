@@ -111,3 +111,14 @@ export const requestAuthenticationSpecSchema = z.strictObject({
   jwtRules: z.array(jwtRuleSchema).optional(),
 });
 export type RequestAuthenticationSpec = z.infer<typeof requestAuthenticationSpecSchema>;
+
+/**
+ * A JWT rule as the verifier takes it: Istio's JWTRule with the `jwks_uri` spelling folded into
+ * `jwksUri`. Validation guarantees an issuer and exactly one of `jwksUri` and `jwks`.
+ */
+export type JwtRule = Omit<JwtRuleInput, 'jwks_uri'>;
+
+export function normalizeJwtRule(input: JwtRuleInput): JwtRule {
+  const { jwks_uri: alternative, ...rule } = input;
+  return alternative !== undefined && rule.jwksUri === undefined ? { ...rule, jwksUri: alternative } : rule;
+}

@@ -128,7 +128,7 @@ function checkRule(checker: ResourceChecker, path: FieldPath, rule: Rule, action
     for (const field of fields) {
       checkList(checker, [...sourcePath, field], source[field], SOURCE_CHECKS[field]);
       if (action === 'CUSTOM' && CUSTOM_UNSUPPORTED_SOURCE.includes(field)) {
-        checker.error([...sourcePath, field], `${field} is not supported with action CUSTOM`);
+        checker.error([...sourcePath, field], `${field} is not supported with action CUSTOM`, 'TRELLIS_CONFIG_INVALID_VALUE', { atKey: true });
       }
     }
   });

@@ -1,7 +1,15 @@
 import type { Command } from 'commander';
+import { registerCa } from './ca.js';
+import { registerCert } from './cert.js';
+import { registerDemo } from './demo.js';
+import { registerToken } from './token.js';
 import { registerValidate } from './validate.js';
 
 /** Every command module registers itself here; keep the list in the order of `trellis --help`. */
 export function registerCommands(program: Command): void {
+  registerDemo(program);
   registerValidate(program);
+  registerCa(program);
+  registerToken(program);
+  registerCert(program);
 }

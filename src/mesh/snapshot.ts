@@ -1,0 +1,100 @@
+/**
+ * The per-proxy snapshot: everything one proxy needs and nothing more, as plain JSON. The
+ * control plane compiles it from resources + registry (pure), pushes it in four parts, one per
+ * resource type, and the proxy applies each part atomically. Proxies never read Istio YAML.
+ */
+import type { SpiffeBundleJson } from '../identity/bundle.js';
+import type { RevocationListJson } from '../identity/revocation.js';
+
+/** The resource types of the discovery protocol, pushed and acknowledged independently. */
+export const RESOURCE_TYPES = ['workload', 'inbound', 'outbound', 'trust'] as const;
+export type ResourceType = (typeof RESOURCE_TYPES)[number];
+
+/** How a port's traffic is parsed. UNKNOWN: sniffed (HTTP/1.1, HTTP/2 prior knowledge, else TCP). */
+export type PortProtocol = 'HTTP' | 'HTTP2' | 'GRPC' | 'TCP' | 'UNKNOWN';
+
+export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+
+/** Who this proxy is: from its WorkloadEntry. */
+export interface WorkloadSnapshot {
+  namespace: string;
+  name: string;
+  labels: Record<string, string>;
+  serviceAccount: string;
+  /** The SPIFFE ID its SVID must carry. */
+  identity: string;
+  /** Where mesh peers reach this workload's sidecar (WorkloadEntry address). */
+  address: string;
+  trustDomain: string;
+}
+
+export interface InboundPortSnapshot {
+  /** Port name from the WorkloadEntry (`http`, `grpc-api`, …). */
+  name: string;
+  /** The port the sidecar listens on for mesh traffic (the WorkloadEntry's port). */
+  port: number;
+  protocol: PortProtocol;
+  /** Effective PeerAuthentication mode for this port. */
+  mtls: MtlsMode;
+}
+
+/**
+ * What the inbound side enforces. `policy` is the serializable output of the policy selection
+ * step in src/policy (authorization policies, request authentication rules and mesh options
+ * that apply to this workload); the proxy compiles it into matchers once per version.
+ */
+export interface InboundSnapshot {
+  ports: InboundPortSnapshot[];
+  policy: unknown;
+}
+
+export interface EndpointSnapshot {
+  address: string;
+  /** Port name → port, as in the WorkloadEntry. */
+  ports: Record<string, number>;
+  labels: Record<string, string>;
+  /** The SPIFFE ID the endpoint's sidecar must present. */
+  identity: string;
+  /** `namespace/name` of the WorkloadEntry, for logs. */
+  workload: string;
+  weight?: number;
+}
+
+export interface ServicePortSnapshot {
+  number: number;
+  name: string;
+  protocol: PortProtocol;
+  /** The endpoint port name this service port maps to (ServiceEntry targetPort semantics). */
+  targetPortName: string;
+}
+
+export interface ServiceSnapshot {
+  /** The service host as declared (e.g. `reviews.default.svc.cluster.local`). */
+  host: string;
+  /** Other names the workload may use for it (`reviews`, `reviews.default`, …). */
+  aliases: string[];
+  namespace: string;
+  ports: ServicePortSnapshot[];
+  endpoints: EndpointSnapshot[];
+  /** Identities allowed to serve this service (endpoint identities + subjectAltNames). */
+  identities: string[];
+}
+
+export interface OutboundSnapshot {
+  services: ServiceSnapshot[];
+}
+
+export interface TrustSnapshot {
+  trustDomain: string;
+  bundle: SpiffeBundleJson;
+  revocations: RevocationListJson;
+}
+
+export interface ProxySnapshot {
+  workload: WorkloadSnapshot;
+  inbound: InboundSnapshot;
+  outbound: OutboundSnapshot;
+  trust: TrustSnapshot;
+}
+
+export type ResourceOfType<T extends ResourceType> = ProxySnapshot[T];

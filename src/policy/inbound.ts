@@ -5,7 +5,7 @@ import { policiesForWorkload, type WorkloadAuthzPolicies } from './authz-policie
 import type { HttpRequestAttributes } from './authz-request.js';
 import { buildAuthorizer, type AuthzDecision, type Authorizer } from './authorizer.js';
 import { mtlsModeForPort, peerAuthenticationForWorkload, type MtlsMode, type WorkloadMtls } from './peer-authn.js';
-import { authenticateRequest, jwtRulesForWorkload, type HeaderChanges, type VerifyJwt, type WorkloadJwtRules } from './request-authn.js';
+import { authenticateRequest, jwtRulesForWorkload, type ForwardChanges, type VerifyRequestJwt, type WorkloadJwtRules } from './request-authn.js';
 import type { Workload } from './workload.js';
 
 /**
@@ -71,7 +71,7 @@ export type NormalizeTarget = (
 
 export interface InboundDeps {
   readonly normalizeTarget: NormalizeTarget;
-  readonly verifyJwt: VerifyJwt;
+  readonly verifyJwt: VerifyRequestJwt;
 }
 
 export type InboundStage = 'mtls' | 'request' | 'authentication' | 'authorization';
@@ -86,8 +86,8 @@ export interface InboundDecision extends AuthzDecision {
   readonly path?: string;
   /** The verified request principal, when a JWT was accepted. */
   readonly requestPrincipal?: string;
-  /** Header changes the proxy applies before forwarding (JWT outputs, token removal). */
-  readonly headers?: HeaderChanges;
+  /** What the proxy changes before forwarding (JWT output headers, token removal). */
+  readonly forward?: ForwardChanges;
 }
 
 export async function checkInbound(compiled: CompiledWorkloadPolicy, request: InboundRequest, deps: InboundDeps): Promise<InboundDecision> {
@@ -128,8 +128,8 @@ export async function checkInbound(compiled: CompiledWorkloadPolicy, request: In
   const target = deps.normalizeTarget(request.http.target, compiled.pathNormalization);
   if (!target.ok) return refuse('request', `denied: the request target is refused before authorization: ${target.message}`, 400);
 
-  const authn = await authenticateRequest(compiled.policy.jwt, { headers: request.http.headers, ...(target.query === null ? {} : { query: target.query }) }, deps.verifyJwt);
-  if (authn.status === 'rejected') return { ...refuse('authentication', `denied: ${authn.reason}`, 401), path: target.path, headers: authn.headers };
+  const authn = await authenticateRequest(compiled.policy.jwt, { headers: Object.fromEntries(request.http.headers), query: target.query }, deps.verifyJwt);
+  if (authn.status === 'rejected') return { ...refuse('authentication', `denied: ${authn.reason}`, 401), path: target.path };
 
   const http: HttpRequestAttributes = { method: request.http.method, path: target.path, host: request.http.host, headers: request.http.headers };
   const decision = compiled.authorizer.evaluate({ ...base, http, ...(authn.status === 'authenticated' ? { jwt: authn.jwt } : {}) });
@@ -140,6 +140,6 @@ export async function checkInbound(compiled: CompiledWorkloadPolicy, request: In
     ...(decision.decision === 'DENY' ? { httpStatus: 403 as const } : {}),
     path: target.path,
     ...(authn.status === 'authenticated' ? { requestPrincipal: authn.jwt.principal } : {}),
-    headers: authn.headers,
+    forward: authn.forward,
   };
 }

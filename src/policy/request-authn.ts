@@ -44,184 +44,84 @@ function rank(p: RequestAuthenticationResource, root: string): number {
 
 // ---- verification glue ------------------------------------------------------------------
 
-/** The JWT verifier's contract (src/policy/jwt.ts implements it). */
-export type VerifyJwt = (token: string, rules: readonly JwtRule[]) => Promise<JwtVerification>;
+/**
+ * The JWT verifier's contract (src/policy/jwt.ts `verifyRequestJwt` implements it): it finds the
+ * token at the rules' locations, verifies it and says what to strip and add before forwarding.
+ */
+export type VerifyRequestJwt = (rules: readonly JwtRule[], request: JwtRequestView) => Promise<JwtCheck>;
 
-export type JwtVerification =
-  | { readonly ok: true; /** index into the rules passed */ readonly rule: number; readonly payload: Readonly<Record<string, unknown>> }
-  | { readonly ok: false; readonly reason: string };
-
-/** The parts of an HTTP request tokens are read from. */
-export interface TokenSources {
+export interface JwtRequestView {
   /** Lower-case names. */
-  readonly headers: ReadonlyMap<string, string>;
-  /** The raw query string without `?`, if any. */
-  readonly query?: string;
+  readonly headers: Readonly<Record<string, string>>;
+  /** The raw query string without `?`, or null. */
+  readonly query: string | null;
 }
 
-export interface HeaderChanges {
-  readonly remove: readonly string[];
-  readonly set: readonly (readonly [string, string])[];
+export type TokenLocation =
+  | { readonly kind: 'header'; readonly name: string; readonly prefix: string }
+  | { readonly kind: 'param'; readonly name: string }
+  | { readonly kind: 'cookie'; readonly name: string };
+
+export type JwtCheck =
+  | { readonly status: 'none'; readonly removeHeaders: readonly string[] }
+  | {
+      readonly status: 'valid';
+      readonly ruleIndex: number;
+      readonly issuer: string;
+      readonly subject: string;
+      readonly principal: string;
+      readonly audiences: readonly string[];
+      readonly presenter?: string;
+      readonly claims: Readonly<Record<string, unknown>>;
+      readonly removeHeaders: readonly string[];
+      readonly setHeaders: readonly { readonly name: string; readonly value: string }[];
+      readonly strip: readonly TokenLocation[];
+    }
+  | { readonly status: 'invalid'; readonly reason: string; readonly message: string };
+
+/** What the proxy changes before forwarding: forged output headers out, verified ones in, the token stripped unless forwarded. */
+export interface ForwardChanges {
+  readonly removeHeaders: readonly string[];
+  readonly setHeaders: readonly { readonly name: string; readonly value: string }[];
+  readonly strip: readonly TokenLocation[];
 }
 
 export type RequestAuthnResult =
-  | { readonly status: 'no-token'; readonly headers: HeaderChanges }
-  | { readonly status: 'authenticated'; readonly jwt: VerifiedJwt; readonly policy: string; readonly headers: HeaderChanges }
-  | { readonly status: 'rejected'; readonly httpStatus: 401; readonly reason: string; readonly headers: HeaderChanges };
+  | { readonly status: 'no-token'; readonly forward: ForwardChanges }
+  | { readonly status: 'authenticated'; readonly jwt: VerifiedJwt; readonly policy: string; readonly forward: ForwardChanges }
+  | { readonly status: 'rejected'; readonly httpStatus: 401; readonly reason: string };
 
-type Location = { readonly kind: 'header'; readonly name: string } | { readonly kind: 'param'; readonly name: string } | { readonly kind: 'cookie'; readonly name: string };
-
-interface Found {
-  readonly token: string;
-  readonly location: Location;
-  readonly rules: number[];
-}
-
-/** Claims Istio always treats as space-delimited lists. */
-const SPACE_DELIMITED = ['scope', 'permission'];
-
-export async function authenticateRequest(selection: WorkloadJwtRules, request: TokenSources, verify: VerifyJwt): Promise<RequestAuthnResult> {
-  const rules = selection.rules;
-  // Headers the rules write are always removed first, so a client cannot forge them.
-  const remove = new Set<string>();
-  for (const { rule } of rules) {
-    if (rule.outputPayloadToHeader !== undefined) remove.add(rule.outputPayloadToHeader.toLowerCase());
-    for (const item of rule.outputClaimToHeaders ?? []) remove.add(item.header.toLowerCase());
-  }
-  const headers = (extraRemove: readonly string[] = [], set: [string, string][] = []): HeaderChanges => ({ remove: [...new Set([...remove, ...extraRemove])], set });
-
-  if (rules.length === 0) return { status: 'no-token', headers: headers() };
-  const found = findTokens(rules.map((r) => r.rule), request);
-  if (found.length === 0) return { status: 'no-token', headers: headers() };
-  const distinct = new Set(found.map((f) => f.token));
-  if (distinct.size > 1) {
-    return { status: 'rejected', httpStatus: 401, reason: `the request carries ${distinct.size} different tokens (${found.map((f) => describeLocation(f.location)).join(', ')}); send one`, headers: headers() };
-  }
-  const token = found[0]?.token ?? '';
-  const candidates = [...new Set(found.flatMap((f) => f.rules))].sort((a, b) => a - b);
-  const candidateRules = candidates.map((i) => rules[i]).filter((r): r is WorkloadJwtRule => r !== undefined);
-  let result: JwtVerification;
+/**
+ * Istio's outcome for one request: no applicable rule or no token → continue without a request
+ * principal; an invalid token → 401; a valid one → the attributes authorization reads. The
+ * rules of every applicable RequestAuthentication are checked together.
+ */
+export async function authenticateRequest(selection: WorkloadJwtRules, request: JwtRequestView, verify: VerifyRequestJwt): Promise<RequestAuthnResult> {
+  const none: ForwardChanges = { removeHeaders: [], setHeaders: [], strip: [] };
+  if (selection.rules.length === 0) return { status: 'no-token', forward: none };
+  let result: JwtCheck;
   try {
-    result = await verify(token, candidateRules.map((r) => r.rule));
+    result = await verify(selection.rules.map((r) => r.rule), request);
   } catch (err) {
-    result = { ok: false, reason: `verification failed: ${err instanceof Error ? err.message : String(err)}` };
+    // The verifier promises not to throw; if it does, the token is not trusted.
+    return { status: 'rejected', httpStatus: 401, reason: `JWT verification failed: ${err instanceof Error ? err.message : String(err)}` };
   }
-  if (!result.ok) return { status: 'rejected', httpStatus: 401, reason: `invalid JWT: ${result.reason}`, headers: headers() };
-  const matched = candidateRules[result.rule];
-  if (!matched) return { status: 'rejected', httpStatus: 401, reason: 'invalid JWT: the verifier named no rule', headers: headers() };
-
-  const jwt = verifiedJwt(result.payload, matched.rule);
-  if (typeof jwt === 'string') return { status: 'rejected', httpStatus: 401, reason: `invalid JWT: ${jwt}`, headers: headers() };
-
-  const forwarded = matched.rule.forwardOriginalToken === true;
-  const tokenHeaders = forwarded ? [] : found.filter((f) => f.location.kind === 'header').map((f) => f.location.name);
-  const set: [string, string][] = [];
-  if (matched.rule.outputPayloadToHeader !== undefined) set.push([matched.rule.outputPayloadToHeader.toLowerCase(), token.split('.')[1] ?? '']);
-  for (const item of matched.rule.outputClaimToHeaders ?? []) {
-    const value = claimText(result.payload, item.claim);
-    if (value !== undefined) set.push([item.header.toLowerCase(), value]);
-  }
-  return { status: 'authenticated', jwt, policy: matched.policy, headers: headers(tokenHeaders, set) };
-}
-
-/** Where each rule looks: its own locations, or Istio's defaults (Bearer header, `access_token` parameter). */
-function findTokens(rules: readonly JwtRule[], request: TokenSources): Found[] {
-  const found: Found[] = [];
-  const add = (token: string, location: Location, rule: number): void => {
-    if (token === '') return;
-    const existing = found.find((f) => f.token === token && f.location.kind === location.kind && f.location.name === location.name);
-    if (existing) existing.rules.push(rule);
-    else found.push({ token, location, rules: [rule] });
+  if (result.status === 'none') return { status: 'no-token', forward: { ...none, removeHeaders: result.removeHeaders } };
+  if (result.status === 'invalid') return { status: 'rejected', httpStatus: 401, reason: `invalid JWT (${result.reason}): ${result.message}` };
+  const matched = selection.rules[result.ruleIndex];
+  if (!matched) return { status: 'rejected', httpStatus: 401, reason: 'invalid JWT: the verifier named no applicable rule' };
+  const jwt: VerifiedJwt = {
+    issuer: result.issuer,
+    subject: result.subject,
+    principal: result.principal,
+    audiences: result.audiences,
+    ...(result.presenter === undefined ? {} : { presenter: result.presenter }),
+    claims: result.claims,
   };
-  const params = new URLSearchParams(request.query ?? '');
-  const cookies = parseCookies(request.headers.get('cookie'));
-  rules.forEach((rule, index) => {
-    const explicit = (rule.fromHeaders ?? []).length + (rule.fromParams ?? []).length + (rule.fromCookies ?? []).length > 0;
-    if (!explicit) {
-      const auth = request.headers.get('authorization');
-      if (auth !== undefined && auth.slice(0, 7).toLowerCase() === 'bearer ') add(auth.slice(7).trim(), { kind: 'header', name: 'authorization' }, index);
-      const param = params.get('access_token');
-      if (param !== null) add(param, { kind: 'param', name: 'access_token' }, index);
-      return;
-    }
-    for (const header of rule.fromHeaders ?? []) {
-      const name = header.name.toLowerCase();
-      const value = request.headers.get(name);
-      if (value === undefined) continue;
-      const prefix = header.prefix ?? '';
-      if (value.startsWith(prefix)) add(value.slice(prefix.length).trim(), { kind: 'header', name }, index);
-    }
-    for (const name of rule.fromParams ?? []) {
-      const value = params.get(name);
-      if (value !== null) add(value, { kind: 'param', name }, index);
-    }
-    for (const name of rule.fromCookies ?? []) {
-      const value = cookies.get(name);
-      if (value !== undefined) add(value, { kind: 'cookie', name }, index);
-    }
-  });
-  return found;
-}
-
-function parseCookies(header: string | undefined): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const part of (header ?? '').split(';')) {
-    const eq = part.indexOf('=');
-    if (eq === -1) continue;
-    const name = part.slice(0, eq).trim();
-    if (name !== '' && !out.has(name)) out.set(name, part.slice(eq + 1).trim());
-  }
-  return out;
-}
-
-function describeLocation(location: Location): string {
-  return location.kind === 'header' ? `header ${location.name}` : location.kind === 'param' ? `query parameter ${location.name}` : `cookie ${location.name}`;
-}
-
-/** Authorization's view of a verified payload. */
-export function verifiedJwt(payload: Readonly<Record<string, unknown>>, rule: JwtRule): VerifiedJwt | string {
-  const issuer = payload['iss'];
-  if (typeof issuer !== 'string' || issuer === '') return 'the token has no issuer (iss)';
-  const sub = payload['sub'];
-  const subject = typeof sub === 'string' ? sub : '';
-  const aud = payload['aud'];
-  const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud.filter((a): a is string => typeof a === 'string') : [];
-  const azp = payload['azp'];
-  const claims = splitSpaceDelimited(payload, [...SPACE_DELIMITED, ...(rule.spaceDelimitedClaims ?? [])]);
   return {
-    issuer,
-    subject,
-    principal: `${issuer}/${subject}`,
-    audiences,
-    ...(typeof azp === 'string' ? { presenter: azp } : {}),
-    claims,
+    status: 'authenticated',
+    jwt,
+    policy: matched.policy,
+    forward: { removeHeaders: result.removeHeaders, setHeaders: result.setHeaders, strip: result.strip },
   };
-}
-
-/** `"read write"` → `["read", "write"]` for the named claims (dotted names reach nested claims). */
-function splitSpaceDelimited(payload: Readonly<Record<string, unknown>>, names: readonly string[]): Record<string, unknown> {
-  const claims = structuredClone(payload) as Record<string, unknown>;
-  for (const name of names) {
-    for (const path of name.includes('.') ? [[name], name.split('.')] : [[name]]) {
-      let parent: Record<string, unknown> | undefined = claims;
-      for (const key of path.slice(0, -1)) {
-        const next: unknown = parent?.[key];
-        parent = typeof next === 'object' && next !== null && !Array.isArray(next) ? (next as Record<string, unknown>) : undefined;
-      }
-      const last = path[path.length - 1] ?? '';
-      const value = parent?.[last];
-      if (parent && typeof value === 'string') parent[last] = value.split(/\s+/).filter((s) => s !== '');
-    }
-  }
-  return claims;
-}
-
-/** A claim for outputClaimToHeaders: strings, numbers and booleans only; `a.b` reaches nested claims. */
-function claimText(payload: Readonly<Record<string, unknown>>, claim: string): string | undefined {
-  let current: unknown = payload;
-  for (const key of Object.hasOwn(payload, claim) ? [claim] : claim.split('.')) {
-    if (typeof current !== 'object' || current === null || Array.isArray(current) || !Object.hasOwn(current, key)) return undefined;
-    current = (current as Record<string, unknown>)[key];
-  }
-  return typeof current === 'string' || typeof current === 'number' || typeof current === 'boolean' ? String(current) : undefined;
 }

@@ -114,11 +114,11 @@ export type RequestAuthenticationSpec = z.infer<typeof requestAuthenticationSpec
 
 /**
  * A JWT rule as the verifier takes it: Istio's JWTRule with the `jwks_uri` spelling folded into
- * `jwksUri`. Validation guarantees an issuer and exactly one of `jwksUri` and `jwks`.
+ * `jwksUri`, and the issuer validation requires.
  */
-export type JwtRule = Omit<JwtRuleInput, 'jwks_uri'>;
+export type JwtRule = Omit<JwtRuleInput, 'jwks_uri' | 'issuer'> & { readonly issuer: string };
 
 export function normalizeJwtRule(input: JwtRuleInput): JwtRule {
-  const { jwks_uri: alternative, ...rule } = input;
-  return alternative !== undefined && rule.jwksUri === undefined ? { ...rule, jwksUri: alternative } : rule;
+  const { jwks_uri: alternative, issuer, ...rule } = input;
+  return { ...rule, issuer: issuer ?? '', ...(alternative !== undefined && rule.jwksUri === undefined ? { jwksUri: alternative } : {}) };
 }

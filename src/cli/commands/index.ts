@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerAuthz } from './authz.js';
 import { registerCa } from './ca.js';
 import { registerCert } from './cert.js';
 import { registerDemo } from './demo.js';
@@ -9,6 +10,7 @@ import { registerValidate } from './validate.js';
 export function registerCommands(program: Command): void {
   registerDemo(program);
   registerValidate(program);
+  registerAuthz(program);
   registerCa(program);
   registerToken(program);
   registerCert(program);

@@ -59,7 +59,8 @@ function valueCheck(field: string, httpOnly: boolean, attribute: Attribute, matc
     },
     describe: (context) => {
       const { shown, hit } = inspect(context);
-      return negate ? `${field}: ${shown} is none of ${listPatterns(patterns)}` : `${field}: ${shown} = ${JSON.stringify(hit ?? '')}`;
+      if (!negate) return `${field}: ${shown} = ${JSON.stringify(hit ?? '')}`;
+      return attribute.read(context) === undefined ? `${field}: ${shown}` : `${field}: ${shown} is none of ${listPatterns(patterns)}`;
     },
   };
 }

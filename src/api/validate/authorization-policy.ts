@@ -157,11 +157,12 @@ function checkRule(checker: ResourceChecker, path: FieldPath, rule: Rule, action
     if (key?.attribute === 'destination.port') scopedByPort = true;
   });
 
-  if (action === 'DENY' && httpOnly && !scopedByPort) {
+  if (action !== 'ALLOW' && httpOnly && !scopedByPort) {
+    const verb = action === 'AUDIT' ? 'audits' : 'denies';
     checker.warn(
       path,
-      'this DENY rule uses HTTP attributes, which TCP connections do not have: on TCP they are ignored, so the rule denies TCP traffic more broadly (all of it if nothing else narrows it); scope it with ports',
-      'TRELLIS_CONFIG_TCP_DENY',
+      `this ${action} rule uses HTTP attributes, which TCP connections do not have: on TCP they are ignored, so the rule ${verb} TCP traffic more broadly (all of it if nothing else narrows it); scope it with ports`,
+      'TRELLIS_CONFIG_TCP_WIDENED',
     );
   }
 }

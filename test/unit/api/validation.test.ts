@@ -474,7 +474,7 @@ void describe('loading: kinds, defaults and warnings', () => {
 
   void it('warns that an HTTP-only DENY rule also denies TCP', () => {
     const result = parseConfigText(AP('  action: DENY\n  rules:\n  - to:\n    - operation:\n        methods: ["POST"]'), 'p.yaml');
-    assert.deepEqual(result.warnings.map((w) => `${w.line}:${w.column} ${w.code}`), ['7:5 TRELLIS_CONFIG_TCP_DENY']);
+    assert.deepEqual(result.warnings.map((w) => `${w.line}:${w.column} ${w.code}`), ['7:5 TRELLIS_CONFIG_TCP_WIDENED']);
     const scoped = parseConfigText(AP('  action: DENY\n  rules:\n  - to:\n    - operation:\n        methods: ["POST"]\n        ports: ["8080"]'), 'p.yaml');
     assert.deepEqual(scoped.warnings, []);
   });

@@ -4,6 +4,7 @@ import { compileCondition, compileOperation, compileSource, type Check } from '.
 import { makeContext, type EvalContext } from './authz-context.js';
 import type { AuthzPolicy, AuthzRule, WorkloadAuthzPolicies } from './authz-policies.js';
 import type { AuthzRequest } from './authz-request.js';
+import { RuleIndex, type IndexKey, type RuleRequirements } from './rule-index.js';
 import { workloadName } from './workload.js';
 
 /**
@@ -80,8 +81,13 @@ interface CompiledPolicy {
   readonly ruleCount: number;
 }
 
+export interface AuthorizerOptions {
+  /** File rules in an index so requests only try the rules that can match (default true; false tries every rule, for tests). */
+  readonly indexRules?: boolean;
+}
+
 /** Compiles once per config version; throws TRELLIS_AUTHZ_INVALID_POLICY_SET on anything it cannot compile. */
-export function buildAuthorizer(set: WorkloadAuthzPolicies): Authorizer {
+export function buildAuthorizer(set: WorkloadAuthzPolicies, options: AuthorizerOptions = {}): Authorizer {
   const compiled = set.policies.map((policy) => {
     try {
       return compilePolicy(policy);
@@ -91,14 +97,14 @@ export function buildAuthorizer(set: WorkloadAuthzPolicies): Authorizer {
       });
     }
   });
-  const enforced = (action: AuthzAction): CompiledPolicy[] => compiled.filter((p) => p.action === action && !p.dryRun);
-  const custom = enforced('CUSTOM');
-  const deny = enforced('DENY');
-  const allow = enforced('ALLOW');
-  const audit = enforced('AUDIT');
-  const dryDeny = compiled.filter((p) => p.dryRun && p.action === 'DENY');
-  const dryAllow = compiled.filter((p) => p.dryRun && p.action === 'ALLOW');
-  const hasDryRun = dryDeny.length + dryAllow.length > 0;
+  const group = (keep: (p: CompiledPolicy) => boolean): RuleSet => new RuleSet(compiled.filter(keep), options.indexRules !== false);
+  const custom = group((p) => p.action === 'CUSTOM' && !p.dryRun);
+  const deny = group((p) => p.action === 'DENY' && !p.dryRun);
+  const allow = group((p) => p.action === 'ALLOW' && !p.dryRun);
+  const audit = group((p) => p.action === 'AUDIT' && !p.dryRun);
+  const dryDeny = group((p) => p.action === 'DENY' && p.dryRun);
+  const dryAllow = group((p) => p.action === 'ALLOW' && p.dryRun);
+  const hasDryRun = dryDeny.policies.length + dryAllow.policies.length > 0;
   const workload = workloadName(set.workload);
   const defaultAction = set.mesh.defaultAuthorization;
 
@@ -107,52 +113,50 @@ export function buildAuthorizer(set: WorkloadAuthzPolicies): Authorizer {
     if (!parsed.ok) return failClosed(`the request could not be evaluated: ${parsed.reason}`);
     const context = parsed.context;
 
-    const auditMatches = matchAll(audit, context);
-    const dryRunMatches: DryRunMatch[] = [
-      ...matchAll(dryDeny, context).map((m) => ({ ...m, action: 'DENY' as const, effect: 'would deny' as const })),
-      ...matchAll(dryAllow, context).map((m) => ({ ...m, action: 'ALLOW' as const, effect: 'would allow' as const })),
-    ];
-    const extras = { dryRun: dryRunMatches, audit: auditMatches };
-
-    const outcome = decide(context, custom, deny, allow);
-    const result: AuthzDecision = { ...outcome, ...extras };
+    const customMatch = custom.firstMatch(context);
+    const denyMatch = customMatch ? undefined : deny.firstMatch(context);
+    const allowMatch = customMatch || denyMatch ? undefined : allow.firstMatch(context);
+    const result: AuthzDecision = {
+      ...decide(context, customMatch, denyMatch, allowMatch),
+      dryRun: [
+        ...dryDeny.allMatches(context).map((m) => ({ ...m, action: 'DENY' as const, effect: 'would deny' as const })),
+        ...dryAllow.allMatches(context).map((m) => ({ ...m, action: 'ALLOW' as const, effect: 'would allow' as const })),
+      ],
+      audit: audit.allMatches(context),
+    };
     if (!hasDryRun) return result;
-    const shadow = decide(context, custom, [...deny, ...dryDeny], [...allow, ...dryAllow]);
-    return { ...result, dryRunDecision: shadow.decision };
+    // As if the dry-run policies were enforced too.
+    const shadowDeny = customMatch !== undefined || denyMatch !== undefined || dryDeny.firstMatch(context) !== undefined;
+    const allowCount = allow.policies.length + dryAllow.policies.length;
+    const shadowAllow = allowCount === 0 ? defaultAction === 'ALLOW' : allowMatch !== undefined || (allow.policies.length > 0 && allow.firstMatch(context) !== undefined) || dryAllow.firstMatch(context) !== undefined;
+    return { ...result, dryRunDecision: !shadowDeny && shadowAllow ? 'ALLOW' : 'DENY' };
   };
 
-  /** The enforced decision; `extras` are added by the caller. */
-  const decide = (context: EvalContext, customs: readonly CompiledPolicy[], denies: readonly CompiledPolicy[], allows: readonly CompiledPolicy[]): Omit<AuthzDecision, 'dryRun' | 'audit'> => {
-    for (const policy of customs) {
-      const rule = firstMatch(policy, context);
-      if (rule !== undefined) {
-        return {
-          decision: 'DENY',
-          policy: policy.id,
-          action: 'CUSTOM',
-          rule,
-          reason: `denied: CUSTOM policy ${policy.id} (rule ${rule}) sends this request to provider "${policy.provider ?? ''}", and Trellis cannot consult external authorization providers yet, so it fails closed`,
-        };
-      }
+  const decide = (context: EvalContext, customMatch: Match | undefined, denyMatch: Match | undefined, allowMatch: Match | undefined): Omit<AuthzDecision, 'dryRun' | 'audit'> => {
+    if (customMatch) {
+      const { policy, rule } = customMatch;
+      return {
+        decision: 'DENY',
+        policy: policy.id,
+        action: 'CUSTOM',
+        rule: rule.index,
+        reason: `denied: CUSTOM policy ${policy.id} (rule ${rule.index}) sends this request to provider "${policy.provider ?? ''}", and Trellis cannot consult external authorization providers yet, so it fails closed`,
+      };
     }
-    for (const policy of denies) {
-      const rule = firstMatch(policy, context);
-      if (rule !== undefined) {
-        return { decision: 'DENY', policy: policy.id, action: 'DENY', rule, reason: `denied by DENY policy ${policy.id}, rule ${rule}${why(policy, rule, context)}` };
-      }
+    if (denyMatch) {
+      const { policy, rule } = denyMatch;
+      return { decision: 'DENY', policy: policy.id, action: 'DENY', rule: rule.index, reason: `denied by DENY policy ${policy.id}, rule ${rule.index}${why(rule, context)}` };
     }
-    if (allows.length === 0) {
+    if (allow.policies.length === 0) {
       return defaultAction === 'DENY'
         ? { decision: 'DENY', policy: null, action: null, rule: null, reason: `denied: no ALLOW policy applies to workload ${workload} and the mesh's defaultAuthorization is DENY` }
         : { decision: 'ALLOW', policy: null, action: null, rule: null, reason: `allowed: no ALLOW policy applies to workload ${workload}, so the default (ALLOW) applies` };
     }
-    for (const policy of allows) {
-      const rule = firstMatch(policy, context);
-      if (rule !== undefined) {
-        return { decision: 'ALLOW', policy: policy.id, action: 'ALLOW', rule, reason: `allowed by ALLOW policy ${policy.id}, rule ${rule}${why(policy, rule, context)}` };
-      }
+    if (allowMatch) {
+      const { policy, rule } = allowMatch;
+      return { decision: 'ALLOW', policy: policy.id, action: 'ALLOW', rule: rule.index, reason: `allowed by ALLOW policy ${policy.id}, rule ${rule.index}${why(rule, context)}` };
     }
-    const nearest = nearestRule(allows, context);
+    const nearest = allow.nearest(context);
     const reason = nearest
       ? `denied: no ALLOW policy matched; the nearest is ${nearest.policy} rule ${nearest.rule}, where ${nearest.field}`
       : `denied: no ALLOW policy matched (the ALLOW policies for ${workload} have no rules, so they allow nothing)`;
@@ -215,13 +219,136 @@ function httpOnlyFields(rule: CompiledRule): string[] {
 
 // ---- matching ---------------------------------------------------------------------------
 
+interface Match {
+  readonly policy: CompiledPolicy;
+  readonly rule: CompiledRule;
+}
+
+/** Below this many rules the explanation considers every rule; above, it is bounded (see `nearest`). */
+const FULL_EXPLANATION_RULES = 64;
+
+/**
+ * The rules of a group of policies (all enforced DENY policies, say), in policy order, with an
+ * index per protocol so a request only tries the rules that can match it.
+ */
+class RuleSet {
+  private readonly http: RuleIndex<Match>;
+  private readonly tcp: RuleIndex<Match>;
+  /** TCP only: ALLOW rules that can never match, kept for explanations. */
+  private readonly never: { policy: CompiledPolicy; rule: { index: number; never: readonly string[] } }[] = [];
+
+  constructor(
+    readonly policies: readonly CompiledPolicy[],
+    indexed: boolean,
+  ) {
+    const http: Match[] = [];
+    const tcp: Match[] = [];
+    for (const policy of policies) {
+      for (const rule of policy.http) http.push({ policy, rule });
+      for (const rule of policy.tcp) {
+        if ('never' in rule) this.never.push({ policy, rule });
+        else tcp.push({ policy, rule });
+      }
+    }
+    const keys = (m: Match): RuleRequirements => (indexed ? requirements(m.rule) : []);
+    this.http = RuleIndex.build(http, keys);
+    this.tcp = RuleIndex.build(tcp, keys);
+  }
+
+  /** The first matching rule in policy order. */
+  firstMatch(context: EvalContext): Match | undefined {
+    if (this.policies.length === 0) return undefined;
+    const candidates = (context.http ? this.http : this.tcp).candidates(context);
+    for (let i = 0; i < candidates.length; i++) {
+      const match = candidates[i] as Match;
+      if (ruleMatches(match.rule, context)) return match;
+    }
+    return undefined;
+  }
+
+  /** The first matching rule of every policy that matches. */
+  allMatches(context: EvalContext): PolicyMatch[] {
+    if (this.policies.length === 0) return [];
+    const out: PolicyMatch[] = [];
+    let last: CompiledPolicy | undefined;
+    for (const match of (context.http ? this.http : this.tcp).candidates(context)) {
+      if (match.policy === last) continue;
+      if (ruleMatches(match.rule, context)) {
+        out.push({ policy: match.policy.id, rule: match.rule.index });
+        last = match.policy;
+      }
+    }
+    return out;
+  }
+
+  /**
+   * For a denial: the rule with the fewest failing fields and the words for its first failure.
+   * Small sets are searched fully; large ones among the rules the index could not rule out (or
+   * the first 64), so explaining a denial stays cheap even with thousands of rules.
+   */
+  nearest(context: EvalContext): NearestRule | undefined {
+    const index = context.http ? this.http : this.tcp;
+    const small = index.size + this.never.length <= FULL_EXPLANATION_RULES;
+    let pool: readonly (Match | { policy: CompiledPolicy; rule: { index: number; never: readonly string[] } })[];
+    if (small) {
+      pool = context.http ? index.candidatesAll() : [...index.candidatesAll(), ...this.never];
+      pool = [...pool].sort((a, b) => this.policies.indexOf(a.policy) - this.policies.indexOf(b.policy) || a.rule.index - b.rule.index);
+    } else {
+      const candidates = index.candidates(context);
+      pool = candidates.length > 0 ? candidates : index.candidatesAll().slice(0, FULL_EXPLANATION_RULES);
+      if (pool.length === 0) pool = this.never.slice(0, FULL_EXPLANATION_RULES);
+    }
+    let best: { policy: CompiledPolicy; rule: TcpRule; failed: number } | undefined;
+    for (const { policy, rule } of pool) {
+      const failed = 'never' in rule ? NEVER_ON_TCP : countFailures(rule, context);
+      if (failed > 0 && (best === undefined || failed < best.failed)) best = { policy, rule, failed };
+    }
+    if (!best) return undefined;
+    const { policy, rule, failed } = best;
+    const field = 'never' in rule ? `the rule needs HTTP fields (${rule.never.join(', ')}) and this is a TCP connection` : (firstFailure(rule, context) ?? 'no field failed');
+    return { policy: policy.id, rule: rule.index, failed, field };
+  }
+}
+
+/**
+ * The attributes every match of this rule needs a value of: from `when` conditions, and from
+ * fields that every `from` (or every `to`) entry has. The index picks the most selective.
+ */
+function requirements(rule: CompiledRule): RuleRequirements {
+  const options: IndexKey[] = [];
+  for (const check of rule.when) if (check.key) options.push(check.key);
+  for (const entries of [rule.from, rule.to]) {
+    const first = entries?.[0];
+    if (!entries || !first) continue;
+    for (const check of first) {
+      const attribute = check.key?.attribute;
+      if (attribute === undefined) continue;
+      const keys = entries.map((entry) => entry.find((c) => c.key?.attribute === attribute)?.key);
+      if (keys.every((k): k is IndexKey => k !== undefined)) options.push(mergeKeys(keys));
+    }
+  }
+  return options;
+}
+
+function mergeKeys(keys: readonly IndexKey[]): IndexKey {
+  const [first] = keys as [IndexKey, ...IndexKey[]];
+  return {
+    attribute: first.attribute,
+    read: first.read,
+    exact: keys.flatMap((k) => k.exact),
+    prefixes: keys.flatMap((k) => k.prefixes),
+    suffixes: keys.flatMap((k) => k.suffixes),
+    any: keys.some((k) => k.any),
+  };
+}
+
 function allPass(checks: readonly Check[], context: EvalContext): boolean {
-  for (let i = 0; i < checks.length; i++) if (!checks[i]!.test(context)) return false;
+  for (let i = 0; i < checks.length; i++) if (!(checks[i] as Check).test(context)) return false;
   return true;
 }
 
 function anyEntryPasses(entries: readonly (readonly Check[])[], context: EvalContext): boolean {
-  for (let i = 0; i < entries.length; i++) if (allPass(entries[i]!, context)) return true;
+  for (let i = 0; i < entries.length; i++) if (allPass(entries[i] as readonly Check[], context)) return true;
   return false;
 }
 
@@ -231,34 +358,10 @@ function ruleMatches(rule: CompiledRule, context: EvalContext): boolean {
   return allPass(rule.when, context);
 }
 
-function rulesFor(policy: CompiledPolicy, context: EvalContext): readonly TcpRule[] {
-  return context.http ? policy.http : policy.tcp;
-}
-
-function firstMatch(policy: CompiledPolicy, context: EvalContext): number | undefined {
-  const rules = rulesFor(policy, context);
-  for (let i = 0; i < rules.length; i++) {
-    const rule = rules[i]!;
-    if (!('never' in rule) && ruleMatches(rule, context)) return rule.index;
-  }
-  return undefined;
-}
-
-function matchAll(policies: readonly CompiledPolicy[], context: EvalContext): PolicyMatch[] {
-  const out: PolicyMatch[] = [];
-  for (const policy of policies) {
-    const rule = firstMatch(policy, context);
-    if (rule !== undefined) out.push({ policy: policy.id, rule });
-  }
-  return out;
-}
-
 // ---- explanation ------------------------------------------------------------------------
 
 /** ` (paths: "/admin" = "/admin*"; …)`: what made the deciding rule match. */
-function why(policy: CompiledPolicy, index: number, context: EvalContext): string {
-  const rule = rulesFor(policy, context).find((r) => r.index === index);
-  if (rule === undefined || 'never' in rule) return '';
+function why(rule: CompiledRule, context: EvalContext): string {
   const parts: string[] = [];
   for (const entries of [rule.from, rule.to]) {
     const entry = entries?.find((e) => allPass(e, context));
@@ -272,45 +375,40 @@ function why(policy: CompiledPolicy, index: number, context: EvalContext): strin
   return ` (${shown.join('; ')})`;
 }
 
-/** Only computed for denials: the ALLOW rule with the fewest failing fields, and its first failure. */
-function nearestRule(policies: readonly CompiledPolicy[], context: EvalContext): NearestRule | undefined {
-  let best: NearestRule | undefined;
-  for (const policy of policies) {
-    for (const rule of rulesFor(policy, context)) {
-      const scored =
-        'never' in rule
-          ? { failed: 1000, field: `the rule needs HTTP fields (${rule.never.join(', ')}) and this is a TCP connection` }
-          : scoreRule(rule, context);
-      if (scored && (best === undefined || scored.failed < best.failed)) {
-        best = { policy: policy.id, rule: rule.index, ...scored };
-      }
-    }
-  }
-  return best;
-}
+/** Ranks an ALLOW rule that can never match a TCP connection after every rule that can. */
+const NEVER_ON_TCP = 1000;
 
-function scoreRule(rule: CompiledRule, context: EvalContext): { failed: number; field: string } | undefined {
+/** Failing checks: the best entry of `from` and of `to`, plus each failing `when` condition. */
+function countFailures(rule: CompiledRule, context: EvalContext): number {
   let failed = 0;
-  let first: string | undefined;
   for (const entries of [rule.from, rule.to]) {
     if (entries === undefined) continue;
-    let bestEntry: { failed: number; first: string | undefined } | undefined;
+    let fewest = Infinity;
     for (const entry of entries) {
-      const failing = entry.filter((c) => !c.test(context));
-      if (bestEntry === undefined || failing.length < bestEntry.failed) {
-        bestEntry = { failed: failing.length, first: failing[0]?.explain(context) };
+      let n = 0;
+      for (const check of entry) if (!check.test(context)) n++;
+      if (n < fewest) fewest = n;
+    }
+    if (fewest !== Infinity) failed += fewest;
+  }
+  for (const check of rule.when) if (!check.test(context)) failed++;
+  return failed;
+}
+
+function firstFailure(rule: CompiledRule, context: EvalContext): string | undefined {
+  for (const entries of [rule.from, rule.to]) {
+    if (entries === undefined) continue;
+    let best: readonly Check[] | undefined;
+    let fewest = Infinity;
+    for (const entry of entries) {
+      const n = entry.filter((c) => !c.test(context)).length;
+      if (n < fewest) {
+        fewest = n;
+        best = entry;
       }
     }
-    if (bestEntry && bestEntry.failed > 0) {
-      failed += bestEntry.failed;
-      first ??= bestEntry.first;
-    }
+    const failing = best?.find((c) => !c.test(context));
+    if (failing) return failing.explain(context);
   }
-  for (const check of rule.when) {
-    if (!check.test(context)) {
-      failed++;
-      first ??= check.explain(context);
-    }
-  }
-  return first === undefined ? undefined : { failed, field: first };
+  return rule.when.find((c) => !c.test(context))?.explain(context);
 }

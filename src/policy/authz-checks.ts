@@ -4,6 +4,7 @@ import { parsePortText } from '../api/names.js';
 import type { Condition, Operation, Source } from '../api/schemas/security.js';
 import type { EvalContext } from './authz-context.js';
 import { compilePathMatcher } from './path-match.js';
+import { keyFromPatterns, type IndexKey } from './rule-index.js';
 import { compileGlobMatcher, compileStringMatcher, type StringMatcher } from './string-match.js';
 
 /**
@@ -21,12 +22,16 @@ export interface Check {
   explain(context: EvalContext): string;
   /** Why `test` returned true, e.g. `paths: "/admin" = "/admin*"`. */
   describe(context: EvalContext): string;
+  /** For positive checks on indexable attributes: the values a match needs (see rule-index). */
+  readonly key?: IndexKey;
 }
 
 /** A value matcher over one request attribute, which may be absent (or a list, for claims). */
 interface Attribute {
   readonly describeAbsent: string;
   read(context: EvalContext): string | readonly string[] | undefined;
+  /** Scalar attributes the rule index may file rules under; `templates`: path templates allowed. */
+  readonly index?: { readonly name: string; readonly templates?: boolean };
 }
 
 interface ValueMatcher {
@@ -36,22 +41,31 @@ interface ValueMatcher {
 
 /** `values` (positive) or `notValues` (negative) over one attribute. */
 function valueCheck(field: string, httpOnly: boolean, attribute: Attribute, matcher: ValueMatcher, patterns: readonly string[], negate: boolean): Check {
+  const read = attribute.read;
+  const test = matcher.test;
+  // The hot path: one read, one matcher call; lists (audiences, claims) take the slower branch.
+  const matches = (context: EvalContext): boolean => {
+    const value = read(context);
+    if (value === undefined) return false;
+    if (typeof value === 'string') return test(value);
+    for (let i = 0; i < value.length; i++) if (test(value[i] as string)) return true;
+    return false;
+  };
   const inspect = (context: EvalContext): { shown: string; hit: string | undefined } => {
-    const value = attribute.read(context);
+    const value = read(context);
     const shown = value === undefined ? attribute.describeAbsent : typeof value === 'string' ? JSON.stringify(value) : `[${value.map((v) => JSON.stringify(v)).join(', ')}]`;
     const items = value === undefined ? [] : typeof value === 'string' ? [value] : value;
     return { shown, hit: items.map((v) => matcher.which(v)).find((w) => w !== undefined) };
   };
-  const matches = (context: EvalContext): boolean => {
-    const value = attribute.read(context);
-    if (value === undefined) return false;
-    if (typeof value === 'string') return matcher.test(value);
-    for (const item of value) if (matcher.test(item)) return true;
-    return false;
-  };
+  const indexed = attribute.index;
+  const key =
+    negate || indexed === undefined
+      ? undefined
+      : keyFromPatterns(indexed.name, read as IndexKey['read'], patterns, indexed.templates === true ? { templates: true } : {});
   return {
     field,
     httpOnly,
+    ...(key === undefined ? {} : { key }),
     test: negate ? (c) => !matches(c) : matches,
     explain: (context) => {
       const { shown, hit } = inspect(context);
@@ -60,7 +74,7 @@ function valueCheck(field: string, httpOnly: boolean, attribute: Attribute, matc
     describe: (context) => {
       const { shown, hit } = inspect(context);
       if (!negate) return `${field}: ${shown} = ${JSON.stringify(hit ?? '')}`;
-      return attribute.read(context) === undefined ? `${field}: ${shown}` : `${field}: ${shown} is none of ${listPatterns(patterns)}`;
+      return read(context) === undefined ? `${field}: ${shown}` : `${field}: ${shown} is none of ${listPatterns(patterns)}`;
     },
   };
 }
@@ -90,22 +104,23 @@ function pair(
 const NO_PEER = 'no peer identity (plaintext connection)';
 const NO_JWT = 'no verified JWT';
 
-const principalAttr: Attribute = { describeAbsent: NO_PEER, read: (c) => c.principal };
-const namespaceAttr: Attribute = { describeAbsent: NO_PEER, read: (c) => (c.principal === undefined ? undefined : c.peer?.namespace) };
+const principalAttr: Attribute = { describeAbsent: NO_PEER, read: (c) => c.principal, index: { name: 'principal' } };
+const namespaceAttr: Attribute = { describeAbsent: NO_PEER, read: (c) => (c.principal === undefined ? undefined : c.peer?.namespace), index: { name: 'namespace' } };
 const serviceAccountAttr: Attribute = {
   describeAbsent: NO_PEER,
+  index: { name: 'serviceAccount' },
   read: (c) => (c.peer?.namespace === undefined || c.peer.serviceAccount === undefined ? undefined : `${c.peer.namespace}/${c.peer.serviceAccount}`),
 };
 const trustDomainAttr: Attribute = { describeAbsent: NO_PEER, read: (c) => c.peer?.trustDomain };
 const audiencesAttr: Attribute = { describeAbsent: NO_JWT, read: (c) => c.jwt?.audiences };
 const presenterAttr: Attribute = { describeAbsent: 'no verified JWT with an azp claim', read: (c) => c.jwt?.presenter };
-const methodAttr: Attribute = { describeAbsent: 'not an HTTP request', read: (c) => c.http?.method };
-const pathAttr: Attribute = { describeAbsent: 'not an HTTP request', read: (c) => c.http?.path };
-const sniAttr: Attribute = { describeAbsent: 'no SNI', read: (c) => c.request.sni };
-const portAttr: Attribute = { describeAbsent: 'no port', read: (c) => String(c.request.destinationPort) };
+const methodAttr: Attribute = { describeAbsent: 'not an HTTP request', read: (c) => c.http?.method, index: { name: 'method' } };
+const pathAttr: Attribute = { describeAbsent: 'not an HTTP request', read: (c) => c.http?.path, index: { name: 'path', templates: true } };
+const sniAttr: Attribute = { describeAbsent: 'no SNI', read: (c) => c.request.sni, index: { name: 'sni' } };
+const portAttr: Attribute = { describeAbsent: 'no port', read: (c) => c.port, index: { name: 'port' } };
 
 function headerAttr(name: string): Attribute {
-  return { describeAbsent: `no ${name} header`, read: (c) => c.http?.headers.get(name) };
+  return { describeAbsent: `no ${name} header`, read: (c) => c.http?.headers.get(name), index: { name: `header:${name}` } };
 }
 
 function claimAttr(path: readonly string[]): Attribute {
@@ -136,15 +151,29 @@ function cidrCheck(field: string, patterns: readonly string[], negate: boolean, 
     if (!parsed.ok) throw new Error(`${field}: ${parsed.reason}`);
     return { range: parsed.value, text };
   });
+  // IPv4 ranges as (network, mask) integer pairs: one AND and one compare per range.
+  const v4 = ranges.filter((r) => r.range.family === 4).map((r) => ({ network: r.range.words[0] ?? 0, mask: r.range.bits === 0 ? 0 : (0xffffffff << (32 - r.range.bits)) >>> 0 }));
+  const v6 = ranges.filter((r) => r.range.family === 6).map((r) => r.range);
+  const inRanges = (ip: IpAddress): boolean => {
+    if (ip.family === 4) {
+      const word = ip.words[0] ?? 0;
+      for (let i = 0; i < v4.length; i++) {
+        const r = v4[i] as { network: number; mask: number };
+        if (((word & r.mask) >>> 0) === r.network) return true;
+      }
+      return false;
+    }
+    for (let i = 0; i < v6.length; i++) if (cidrContains(v6[i] as CidrRange, ip)) return true;
+    return false;
+  };
   const hit = (c: EvalContext): string | undefined => {
     const ip = pick(c);
-    for (const r of ranges) if (cidrContains(r.range, ip)) return r.text;
-    return undefined;
+    return ranges.find((r) => cidrContains(r.range, ip))?.text;
   };
   return {
     field,
     httpOnly: false,
-    test: negate ? (c) => hit(c) === undefined : (c) => hit(c) !== undefined,
+    test: negate ? (c) => !inRanges(pick(c)) : (c) => inRanges(pick(c)),
     explain: (c) => (negate ? `${field}: ${show(c)} is in excluded ${JSON.stringify(hit(c) ?? '')}` : `${field}: ${show(c)} ≠ ${listPatterns(patterns)}`),
     describe: (c) => (negate ? `${field}: ${show(c)} is outside ${listPatterns(patterns)}` : `${field}: ${show(c)} is in ${JSON.stringify(hit(c) ?? '')}`),
   };

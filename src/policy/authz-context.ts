@@ -20,6 +20,8 @@ export interface EvalContext {
   readonly hostName: string | undefined;
   /** Lower case host name plus `:port` when the client sent one. */
   readonly authority: string | undefined;
+  /** The destination port as text, as policies write ports. */
+  readonly port: string;
 }
 
 export interface PeerIdentity {
@@ -81,6 +83,7 @@ export function makeContext(request: AuthzRequest): ContextResult {
       destinationIp,
       hostName,
       authority,
+      port: String(request.destinationPort),
     },
   };
 }

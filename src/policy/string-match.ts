@@ -1,6 +1,7 @@
 /**
- * Istio's string patterns, compiled once: exact (a Set lookup), `prefix*`, `*suffix`, and `*`
- * (any non-empty value). Validation guarantees no other `*` appears.
+ * Istio's string patterns, compiled once: exact, `prefix*`, `*suffix`, and `*` (any non-empty
+ * value). Validation guarantees no other `*` appears. The test functions are plain loops over
+ * arrays (and a Set for long exact lists): they run for every rule of every request.
  */
 export interface StringMatcher {
   test(value: string): boolean;
@@ -8,48 +9,59 @@ export interface StringMatcher {
   which(value: string): string | undefined;
 }
 
+/** Below this many exact values a linear scan of `===` beats hashing. */
+const SET_THRESHOLD = 8;
+
 export function compileStringMatcher(patterns: readonly string[], options: { ignoreCase?: boolean } = {}): StringMatcher {
-  const fold = options.ignoreCase === true ? (s: string) => s.toLowerCase() : (s: string) => s;
-  const exact = new Map<string, string>();
-  const prefixes: [string, string][] = [];
-  const suffixes: [string, string][] = [];
-  let any: string | undefined;
+  const ignoreCase = options.ignoreCase === true;
+  const fold = (s: string): string => (ignoreCase ? s.toLowerCase() : s);
+  const exact: string[] = [];
+  const prefixes: string[] = [];
+  const suffixes: string[] = [];
+  let any = false;
   for (const pattern of patterns) {
-    if (pattern === '*') any ??= pattern;
-    else if (pattern.startsWith('*')) suffixes.push([fold(pattern.slice(1)), pattern]);
-    else if (pattern.endsWith('*')) prefixes.push([fold(pattern.slice(0, -1)), pattern]);
-    else if (!exact.has(fold(pattern))) exact.set(fold(pattern), pattern);
+    if (pattern === '*') any = true;
+    else if (pattern.startsWith('*')) suffixes.push(fold(pattern.slice(1)));
+    else if (pattern.endsWith('*')) prefixes.push(fold(pattern.slice(0, -1)));
+    else if (!exact.includes(fold(pattern))) exact.push(fold(pattern));
   }
+  const exactSet = exact.length > SET_THRESHOLD ? new Set(exact) : undefined;
+  const nExact = exact.length;
+  const nPrefix = prefixes.length;
+  const nSuffix = suffixes.length;
+
+  const matchFolded = (value: string): boolean => {
+    if (exactSet !== undefined) {
+      if (exactSet.has(value)) return true;
+    } else {
+      for (let i = 0; i < nExact; i++) if (exact[i] === value) return true;
+    }
+    for (let i = 0; i < nPrefix; i++) if (value.startsWith(prefixes[i] as string)) return true;
+    for (let i = 0; i < nSuffix; i++) if (value.endsWith(suffixes[i] as string)) return true;
+    return false;
+  };
+  const test = any ? (value: string): boolean => value !== '' : ignoreCase ? (value: string): boolean => value !== '' && matchFolded(value.toLowerCase()) : (value: string): boolean => value !== '' && matchFolded(value);
+
   const which = (raw: string): string | undefined => {
     if (raw === '') return undefined;
-    if (any !== undefined) return any;
     const value = fold(raw);
-    const hit = exact.get(value);
-    if (hit !== undefined) return hit;
-    for (const [prefix, pattern] of prefixes) if (value.startsWith(prefix)) return pattern;
-    for (const [suffix, pattern] of suffixes) if (value.endsWith(suffix)) return pattern;
-    return undefined;
+    return patterns.find((pattern) => {
+      if (pattern === '*') return true;
+      if (pattern.startsWith('*')) return value.endsWith(fold(pattern.slice(1)));
+      if (pattern.endsWith('*')) return value.startsWith(fold(pattern.slice(0, -1)));
+      return value === fold(pattern);
+    });
   };
-  // Specialized fast paths for the common shapes.
-  if (any !== undefined) return { test: (v) => v !== '', which };
-  if (prefixes.length === 0 && suffixes.length === 0) {
-    return options.ignoreCase === true ? { test: (v) => exact.has(v.toLowerCase()), which } : { test: (v) => exact.has(v), which };
-  }
-  return { test: (v) => which(v) !== undefined, which };
+  return { test, which };
 }
 
 /** Namespaces: Istio turns every `*` into "any characters" (`prod-*-eu` works). */
 export function compileGlobMatcher(patterns: readonly string[]): StringMatcher {
-  const compiled = patterns.map((pattern) => ({
-    pattern,
-    regex: pattern.includes('*') ? new RegExp(`^${pattern.split('*').map(escapeRegExp).join('.*')}$`) : undefined,
-  }));
-  const exact = new Set(patterns.filter((p) => !p.includes('*')));
-  const which = (value: string): string | undefined => {
-    if (exact.has(value)) return value;
-    return compiled.find((c) => c.regex?.test(value) === true)?.pattern;
-  };
-  return { test: (v) => exact.has(v) || which(v) !== undefined, which };
+  const globs = patterns.filter((p) => p.includes('*')).map((pattern) => ({ pattern, regex: new RegExp(`^${pattern.split('*').map(escapeRegExp).join('.*')}$`) }));
+  const exact = compileStringMatcher(patterns.filter((p) => !p.includes('*')));
+  const which = (value: string): string | undefined => exact.which(value) ?? globs.find((g) => g.regex.test(value))?.pattern;
+  if (globs.length === 0) return exact;
+  return { test: (v) => exact.test(v) || globs.some((g) => g.regex.test(v)), which };
 }
 
 export function escapeRegExp(text: string): string {

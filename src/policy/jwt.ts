@@ -278,40 +278,46 @@ function queryParams(query: JwtRequest['query']): URLSearchParams {
   return new URLSearchParams(query.startsWith('?') ? query.slice(1) : query);
 }
 
-/** Values found at one location; `invalid` when a configured prefix is missing. */
+interface Found {
+  /** Tokens, each with the raw header value it came from (for headers). */
+  readonly tokens: { readonly token: string; readonly raw?: string }[];
+  /** Raw values of a configured header that lack the configured prefix. */
+  readonly mismatched: string[];
+}
+
+/** Values found at one location. */
 function valuesAt(
   location: TokenLocation,
   request: JwtRequest,
   params: () => URLSearchParams,
   cookies: () => Map<string, string[]>,
-): { tokens: string[] } | { invalid: string } {
-  if (location.kind === 'param') return { tokens: params().getAll(location.name) };
-  if (location.kind === 'cookie') {
-    if (request.cookies) {
-      const value = request.cookies[location.name];
-      return { tokens: value === undefined ? [] : [value] };
-    }
-    return { tokens: cookies().get(location.name) ?? [] };
+): Found {
+  const found: Found = { tokens: [], mismatched: [] };
+  if (location.kind === 'param') {
+    for (const token of params().getAll(location.name)) found.tokens.push({ token });
+    return found;
   }
-  const tokens: string[] = [];
+  if (location.kind === 'cookie') {
+    const values = request.cookies ? [request.cookies[location.name]] : (cookies().get(location.name) ?? []);
+    for (const token of values) if (token !== undefined) found.tokens.push({ token });
+    return found;
+  }
   const isDefault = location === DEFAULT_LOCATIONS[0];
   for (const raw of headerValues(request.headers, location.name)) {
     const value = raw.trim();
     if (location.prefix === '') {
-      tokens.push(value);
+      found.tokens.push({ token: value, raw });
     } else if (isDefault) {
       // The default location is RFC 6750's Bearer scheme (scheme names are case-insensitive);
       // any other scheme (Basic, Negotiate…) is not a JWT and is left alone.
-      if (/^bearer(?:\s|$)/i.test(value)) tokens.push(value.slice(6).trim());
+      if (/^bearer(?:\s|$)/i.test(value)) found.tokens.push({ token: value.slice(6).trim(), raw });
     } else if (raw.startsWith(location.prefix)) {
-      tokens.push(raw.slice(location.prefix.length).trim());
+      found.tokens.push({ token: raw.slice(location.prefix.length).trim(), raw });
     } else {
-      // STRICTER (and what Istio's JWTHeader documentation says): without the exact prefix the
-      // header is invalid, not ignored.
-      return { invalid: `${locationText(location)} does not start with the configured prefix` };
+      found.mismatched.push(raw);
     }
   }
-  return { tokens };
+  return found;
 }
 
 function extractTokens(rules: readonly JwtRule[], request: JwtRequest): Extracted {
@@ -321,14 +327,18 @@ function extractTokens(rules: readonly JwtRule[], request: JwtRequest): Extracte
   const getCookies = (): Map<string, string[]> => (cookies ??= parseCookies(request.headers));
 
   const byToken = new Map<string, Candidate>();
+  // Header values some location took a token from, and values a configured prefix did not fit.
+  const claimed = new Set<string>();
+  const mismatches: { key: string; location: TokenLocation; ruleIndex: number }[] = [];
   for (const [ruleIndex, rule] of rules.entries()) {
     for (const location of ruleTokenLocations(rule)) {
       const found = valuesAt(location, request, getParams, getCookies);
-      if ('invalid' in found) return { status: 'invalid', reason: 'malformed', message: found.invalid, ruleIndex };
-      for (const token of found.tokens) {
+      for (const raw of found.mismatched) mismatches.push({ key: `${location.name}\n${raw}`, location, ruleIndex });
+      for (const { token, raw } of found.tokens) {
         if (token === '') {
           return { status: 'invalid', reason: 'malformed', message: `${locationText(location)} is present but empty`, ruleIndex };
         }
+        if (raw !== undefined) claimed.add(`${location.name}\n${raw}`);
         let candidate = byToken.get(token);
         if (!candidate) {
           candidate = { token, locations: [], ruleIndexes: new Set() };
@@ -338,6 +348,13 @@ function extractTokens(rules: readonly JwtRule[], request: JwtRequest): Extracte
         candidate.ruleIndexes.add(ruleIndex);
       }
     }
+  }
+  // STRICTER (and what Istio's JWTHeader documentation says): a configured header without the
+  // configured prefix is invalid, not ignored, unless another rule's location for the same
+  // header took a token from that value.
+  const unclaimed = mismatches.find((m) => !claimed.has(m.key));
+  if (unclaimed) {
+    return { status: 'invalid', reason: 'malformed', message: `${locationText(unclaimed.location)} does not start with the configured prefix`, ruleIndex: unclaimed.ruleIndex };
   }
   return { ok: true, candidates: [...byToken.values()] };
 }

@@ -80,8 +80,9 @@ function isUnreserved(code: number): boolean {
 /**
  * Printable ASCII characters that RFC 3986 does not allow raw in a path (not pchar, not `/`).
  * `\` is handled separately (it becomes `/`), `%` starts an escape, `?` and `#` end the path.
- * Like Envoy's normalizer, BASE and stronger modes percent-encode them, so the forwarded path is
- * valid and cannot be mistaken for policy template syntax (`{*}`).
+ * Trellis's choice (Istio does not document them): BASE and stronger modes percent-encode them,
+ * so the forwarded path is valid RFC 3986 and cannot be mistaken for policy template syntax
+ * (`{*}`).
  */
 const ENCODE_RAW = new Set(['"', '<', '>', '[', ']', '^', '`', '{', '|', '}']);
 
@@ -113,8 +114,8 @@ export function normalizePath(rawTarget: string, mode: PathNormalization): PathN
   for (let i = 0; i < rawTarget.length; i++) {
     const code = rawTarget.charCodeAt(i);
     if (code === 0) return reject('nul', `NUL character at offset ${i}`);
-    // STRICTER: Envoy's codecs reject most of these already; we reject all of them here so the
-    // rule does not depend on which HTTP parser delivered the request.
+    // STRICTER: rejected here in every mode, so the rule does not depend on which HTTP parser
+    // delivered the request (Istio's normalization page does not list these characters).
     if (code < 0x20 || code === 0x20 || code === 0x7f) {
       return reject('invalid_character', `control character or space (0x${code.toString(16).padStart(2, '0')}) at offset ${i}`);
     }
@@ -172,7 +173,7 @@ function decodePath(rawPath: string, mode: PathNormalization): Decoded {
     const bytes = escapedRun;
     escapedRun = [];
     if (bytes.some((b) => b >= 0x80)) {
-      // STRICTER: Envoy forwards such bytes unchanged. An application that decodes them with a
+      // STRICTER (Istio documents no such check): an application that decodes these bytes with a
       // lenient decoder could see `/` (`%C0%AF`) where authorization saw an opaque escape.
       try {
         utf8.decode(new Uint8Array(bytes));
@@ -195,7 +196,8 @@ function decodePath(rawPath: string, mode: PathNormalization): Decoded {
     const hi = hexValue(rawPath.charCodeAt(i + 1));
     const lo = hexValue(rawPath.charCodeAt(i + 2));
     if (hi < 0 || lo < 0) {
-      // STRICTER: Envoy passes a stray `%` through; an application may decode it differently.
+      // STRICTER (Istio documents no such check): applications disagree on what a stray `%`
+      // means, so authorization and the application could see different paths.
       return reject('invalid_percent_encoding', `"%" at offset ${i} is not followed by two hexadecimal digits`);
     }
     const byte = hi * 16 + lo;

@@ -277,6 +277,12 @@ describe('JWT: token locations', () => {
     // Istio: a header without the exact prefix is invalid.
     assertInvalid(await verifyRequestJwt([custom], { headers: { 'x-auth': `Bearer ${token}` } }), 'malformed');
   });
+  it('does not call a prefix mismatch invalid when another rule reads that header value', async () => {
+    const token = await rsa.sign(claims());
+    const rules: JwtRule[] = [rule, { ...rule, issuer: 'https://other.example', fromHeaders: [{ name: 'authorization', prefix: 'Token ' }] }];
+    assertValid(await verifyRequestJwt(rules, bearer(token)));
+    assertInvalid(await verifyRequestJwt(rules, { headers: { authorization: `Basic ${token}` } }), 'malformed');
+  });
   it('reads a custom header without prefix, with case-insensitive names', async () => {
     const custom: JwtRule = { ...rule, fromHeaders: [{ name: 'x-goog-iap-jwt-assertion' }] };
     assertValid(await verifyRequestJwt([custom], { headers: { 'X-Goog-IAP-JWT-Assertion': await rsa.sign(claims()) } }));

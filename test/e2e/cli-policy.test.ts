@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -172,8 +172,9 @@ void describe('trellis authz check --jwt', () => {
   before(async () => {
     key = await makeKey('ES256', 'k1');
     dir = mkdtempSync(join(tmpdir(), 'trellis-jwt-'));
+    mkdirSync(join(dir, 'inline'));
     writeFileSync(
-      join(dir, 'config.yaml'),
+      join(dir, 'inline', 'config.yaml'),
       `apiVersion: networking.istio.io/v1
 kind: WorkloadEntry
 metadata: {name: api-1, namespace: shop}
@@ -202,7 +203,7 @@ spec:
 
   const token = (extra: Record<string, unknown> = {}): Promise<string> => key.sign({ iss: ISS, sub: 'alice', aud: 'shop', exp: nowSeconds() + 600, ...extra });
   const run = async (...args: string[]): Promise<Decision> => {
-    const result = await runTrellis(['authz', 'check', '-f', dir, '--to', 'shop/api-1', '-o', 'json', ...args]);
+    const result = await runTrellis(['authz', 'check', '-f', join(dir, 'inline'), '--to', 'shop/api-1', '-o', 'json', ...args]);
     assert.equal(result.code, 0, result.stderr);
     return JSON.parse(result.stdout) as Decision;
   };
@@ -216,6 +217,18 @@ spec:
     const d = await run('--jwt', await token({ exp: nowSeconds() - 3600 }));
     assert.deepEqual([d.decision, d.stage], ['DENY', 'authentication']);
     assert.match(d.reason, /invalid JWT \(expired\)/);
+  });
+
+  void it('a jwksUri file:// key set works offline', async () => {
+    writeFileSync(join(dir, 'jwks.json'), JSON.stringify(jwksOf(key)));
+    const config = join(dir, 'inline', 'config.yaml');
+    const viaUri = join(dir, 'uri');
+    mkdirSync(viaUri, { recursive: true });
+    writeFileSync(join(viaUri, 'config.yaml'), readFileSync(config, 'utf8').replace(/jwks: '.*'/, `jwksUri: file://${join(dir, 'jwks.json')}`));
+    const result = await runTrellis(['authz', 'check', '-f', viaUri, '--to', 'shop/api-1', '-o', 'json', '--jwt', await token()]);
+    assert.equal(result.code, 0, result.stderr);
+    const d = JSON.parse(result.stdout) as Decision;
+    assert.deepEqual([d.decision, d.requestPrincipal], ['ALLOW', `${ISS}/alice`]);
   });
 
   void it('no token: DENY by authorization, with the reason', async () => {

@@ -5,6 +5,7 @@ import { errorMessage } from '../../api/errors.js';
 import { parseIp } from '../../api/ip.js';
 import { loadConfigPaths } from '../../api/loader.js';
 import { isHeaderName, parsePortText } from '../../api/names.js';
+import { JwksCache } from '../../dataplane/jwks.js';
 import { SpiffeId } from '../../identity/spiffe-id.js';
 import { findWorkloadEntry, workloadFromEntry, type RegisteredWorkload } from '../../mesh/workloads.js';
 import { checkInbound, compileWorkloadPolicy, workloadPolicy, type InboundDecision, type InboundRequest } from '../../policy/inbound.js';
@@ -71,7 +72,8 @@ export function registerAuthz(program: Command): void {
       const policy = workloadPolicy(loaded.config, workload);
       const request = buildRequest(options, workload, policy.jwt);
 
-      const runtime = policyRuntime();
+      // Fetches jwksUri key sets as a proxy would (file:// and loopback URLs work offline).
+      const runtime = policyRuntime(new JwksCache());
       const decision = await checkInbound(compileWorkloadPolicy(policy), request, runtime);
       const notes = noteFor(options, policy.jwt);
       if (format === 'json') printJson(decisionJson(decision, notes));

@@ -78,7 +78,6 @@ interface CompiledPolicy {
   readonly dryRun: boolean;
   readonly http: readonly CompiledRule[];
   readonly tcp: readonly TcpRule[];
-  readonly ruleCount: number;
 }
 
 export interface AuthorizerOptions {
@@ -199,7 +198,6 @@ function compilePolicy(policy: AuthzPolicy): CompiledPolicy {
     dryRun: policy.dryRun,
     http,
     tcp,
-    ruleCount: policy.rules.length,
   };
 }
 
@@ -283,19 +281,19 @@ class RuleSet {
 
   /**
    * For a denial: the rule with the fewest failing fields and the words for its first failure.
-   * Small sets are searched fully; large ones among the rules the index could not rule out (or
-   * the first 64), so explaining a denial stays cheap even with thousands of rules.
+   * Small sets are searched fully; large ones among the first 64 rules the index could not rule
+   * out (or the first 64 rules), so explaining a denial stays cheap even with thousands of rules.
    */
   nearest(context: EvalContext): NearestRule | undefined {
     const index = context.http ? this.http : this.tcp;
     const small = index.size + this.never.length <= FULL_EXPLANATION_RULES;
     let pool: readonly (Match | { policy: CompiledPolicy; rule: { index: number; never: readonly string[] } })[];
     if (small) {
-      pool = context.http ? index.candidatesAll() : [...index.candidatesAll(), ...this.never];
+      pool = context.http ? index.all() : [...index.all(), ...this.never];
       pool = [...pool].sort((a, b) => this.policies.indexOf(a.policy) - this.policies.indexOf(b.policy) || a.rule.index - b.rule.index);
     } else {
       const candidates = index.candidates(context);
-      pool = candidates.length > 0 ? candidates : index.candidatesAll().slice(0, FULL_EXPLANATION_RULES);
+      pool = (candidates.length > 0 ? candidates : index.all()).slice(0, FULL_EXPLANATION_RULES);
       if (pool.length === 0) pool = this.never.slice(0, FULL_EXPLANATION_RULES);
     }
     let best: { policy: CompiledPolicy; rule: TcpRule; failed: number } | undefined;

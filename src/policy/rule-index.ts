@@ -116,8 +116,8 @@ export class RuleIndex<T> {
     return this.items.length;
   }
 
-  /** Every item, in order. */
-  candidatesAll(): readonly T[] {
+  /** Every item, in order (for explanations that must look beyond the candidates). */
+  all(): readonly T[] {
     return this.items;
   }
 

@@ -28,10 +28,6 @@ export class ResourceChecker {
     this.repairedObjects.add(formatFieldPath(objectPath));
   }
 
-  get hasErrors(): boolean {
-    return this.diagnostics.some((d) => d.severity === 'error');
-  }
-
   private add(severity: 'error' | 'warning', path: FieldPath, message: string, code: DiagnosticCode, options: { atKey?: boolean }): void {
     // "empty source" after dropping its only (misspelled) field is noise, not a second mistake.
     if (code !== 'TRELLIS_CONFIG_UNKNOWN_FIELD' && code !== 'TRELLIS_CONFIG_WRONG_TYPE' && this.repairedObjects.has(formatFieldPath(path))) return;

@@ -1,0 +1,46 @@
+import * as z from 'zod';
+
+/**
+ * trellis.dev/v1alpha1 MeshConfig: the Trellis-only, mesh-wide settings. At most one per
+ * config set; every field has a default so an absent MeshConfig is a valid mesh. New fields
+ * (certificate TTL, …) are added here as the features that read them land.
+ */
+
+export const DEFAULT_AUTHORIZATIONS = ['ALLOW', 'DENY'] as const;
+export type DefaultAuthorization = (typeof DEFAULT_AUTHORIZATIONS)[number];
+
+export const PATH_NORMALIZATIONS = ['NONE', 'BASE', 'MERGE_SLASHES', 'DECODE_AND_MERGE_SLASHES'] as const;
+export type PathNormalization = (typeof PATH_NORMALIZATIONS)[number];
+
+export const meshConfigSpecSchema = z.strictObject({
+  trustDomain: z.string().optional(),
+  rootNamespace: z.string().optional(),
+  defaultAuthorization: z.enum(DEFAULT_AUTHORIZATIONS).optional(),
+  pathNormalization: z.enum(PATH_NORMALIZATIONS).optional(),
+});
+export type MeshConfigSpec = z.infer<typeof meshConfigSpecSchema>;
+
+/** The resolved mesh settings, every default applied. */
+export interface MeshSettings {
+  readonly trustDomain: string;
+  readonly rootNamespace: string;
+  readonly defaultAuthorization: DefaultAuthorization;
+  readonly pathNormalization: PathNormalization;
+}
+
+/** Istio's defaults: an Istio mesh means the same thing under Trellis. */
+export const DEFAULT_MESH_SETTINGS: MeshSettings = {
+  trustDomain: 'cluster.local',
+  rootNamespace: 'istio-system',
+  defaultAuthorization: 'ALLOW',
+  pathNormalization: 'BASE',
+};
+
+export function resolveMeshSettings(spec: MeshConfigSpec | undefined): MeshSettings {
+  return {
+    trustDomain: spec?.trustDomain ?? DEFAULT_MESH_SETTINGS.trustDomain,
+    rootNamespace: spec?.rootNamespace ?? DEFAULT_MESH_SETTINGS.rootNamespace,
+    defaultAuthorization: spec?.defaultAuthorization ?? DEFAULT_MESH_SETTINGS.defaultAuthorization,
+    pathNormalization: spec?.pathNormalization ?? DEFAULT_MESH_SETTINGS.pathNormalization,
+  };
+}

@@ -50,7 +50,10 @@ export interface InboundSnapshot {
 
 export interface EndpointSnapshot {
   address: string;
-  /** Port name → port, as in the WorkloadEntry. */
+  /**
+   * Service port name → the port this endpoint serves it on, resolved as Istio does: the
+   * WorkloadEntry's port of that name, else the ServicePort's targetPort, else its number.
+   */
   ports: Record<string, number>;
   labels: Record<string, string>;
   /** The SPIFFE ID the endpoint's sidecar must present. */
@@ -64,7 +67,7 @@ export interface ServicePortSnapshot {
   number: number;
   name: string;
   protocol: PortProtocol;
-  /** The endpoint port name this service port maps to (ServiceEntry targetPort semantics). */
+  /** The key of `EndpointSnapshot.ports` that holds this port's endpoint port (the port's name). */
   targetPortName: string;
 }
 
@@ -74,6 +77,11 @@ export interface ServiceSnapshot {
   /** Other names the workload may use for it (`reviews`, `reviews.default`, …). */
   aliases: string[];
   namespace: string;
+  /**
+   * ServiceEntry location. MESH_INTERNAL: endpoints run sidecars, the proxy originates mTLS and
+   * checks `identities`. MESH_EXTERNAL (Istio's default): endpoints are outside the mesh.
+   */
+  location: 'MESH_INTERNAL' | 'MESH_EXTERNAL';
   ports: ServicePortSnapshot[];
   endpoints: EndpointSnapshot[];
   /** Identities allowed to serve this service (endpoint identities + subjectAltNames). */

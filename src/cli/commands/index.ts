@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { registerCa } from './ca.js';
 import { registerCert } from './cert.js';
+import { registerControlPlane } from './controlplane.js';
 import { registerDemo } from './demo.js';
+import { registerStatus } from './status.js';
 import { registerToken } from './token.js';
 
 /** Every command module registers itself here; keep the list in the order of `trellis --help`. */
@@ -10,4 +12,6 @@ export function registerCommands(program: Command): void {
   registerCa(program);
   registerToken(program);
   registerCert(program);
+  registerControlPlane(program);
+  registerStatus(program);
 }

@@ -98,7 +98,8 @@ export interface TestMesh {
   writeConfig(text: string, file?: string): void;
   token(workload: 'web' | 'db', namespace?: string): Promise<string>;
   client(workload: string, options?: Partial<DiscoveryClientOptions>): DiscoveryClient;
-  restart(): Promise<void>;
+  /** Stops the control plane, runs `whileDown`, starts it again on the same ports. */
+  restart(whileDown?: () => Promise<void>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -155,10 +156,11 @@ export async function startTestMesh(yaml = meshYaml()): Promise<TestMesh> {
       clients.push(client);
       return client;
     },
-    async restart() {
+    async restart(whileDown) {
       // Same port, so clients reconnect to the new process as they would in production.
       port = mesh.cp.discoveryPort;
       await mesh.cp.stop();
+      await whileDown?.();
       mesh.cp = await start();
     },
     async close() {

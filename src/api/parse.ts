@@ -157,9 +157,9 @@ function resolveMeta(meta: Pick<ObjectMeta, 'name' | 'namespace' | 'labels' | 'a
  * fields and bad enum values dropped, numbers written where strings belong turned into strings)
  * and parsed again; the repaired value is only used for further diagnostics.
  */
-function parseStrict(schema: z.ZodType, value: Record<string, unknown>, checker: ResourceChecker): { data: unknown; clean: boolean } | undefined {
+function parseStrict(schema: z.ZodType, value: Record<string, unknown>, checker: ResourceChecker): { data: unknown } | undefined {
   const first = schema.safeParse(value);
-  if (first.success) return { data: first.data, clean: true };
+  if (first.success) return { data: first.data };
   for (const issue of first.error.issues) reportIssue(checker, schema, value, issue);
   const repaired = structuredClone(value);
   for (const issue of first.error.issues) {
@@ -167,6 +167,7 @@ function parseStrict(schema: z.ZodType, value: Record<string, unknown>, checker:
     if (issue.code === 'unrecognized_keys') {
       const parent = valueAt(repaired, path);
       if (isPlainObject(parent)) for (const key of issue.keys) delete parent[key];
+      checker.repaired(path);
       continue;
     }
     const parent = valueAt(repaired, path.slice(0, -1));
@@ -179,12 +180,13 @@ function parseStrict(schema: z.ZodType, value: Record<string, unknown>, checker:
     }
     if (issue.code === 'invalid_value' && isPlainObject(parent) && last !== undefined) {
       delete parent[String(last)];
+      checker.repaired(path.slice(0, -1));
       continue;
     }
     return undefined;
   }
   const second = schema.safeParse(repaired);
-  return second.success ? { data: second.data, clean: false } : undefined;
+  return second.success ? { data: second.data } : undefined;
 }
 
 function issueFieldPath(issue: z.core.$ZodIssue): FieldPath {

@@ -4,7 +4,7 @@
  * checked with verifySvid — the SPIFFE leaf rules, the trust domain and the revocations — and its
  * SPIFFE ID is what callers authorize.
  */
-import type { ConnectionOptions, PeerCertificate, SecureContextOptions, TLSSocket, TlsOptions } from 'node:tls';
+import { type ConnectionOptions, createSecureContext, type PeerCertificate, type SecureContext, type SecureContextOptions, type TLSSocket, type TlsOptions } from 'node:tls';
 import type { TrustBundle } from './bundle.js';
 import { RevocationList } from './revocation.js';
 import type { SpiffeId } from './spiffe-id.js';
@@ -34,6 +34,8 @@ export class SpiffeTls {
   private material: Required<SpiffeTlsMaterial>;
   /** Successful verifications by leaf fingerprint; cleared whenever trust inputs change. */
   private readonly cache = new Map<string, SvidVerification>();
+  private context: SecureContext | undefined;
+  private generation = 0;
 
   constructor(material: SpiffeTlsMaterial) {
     this.material = { revocations: RevocationList.EMPTY, ...material };
@@ -50,6 +52,21 @@ export class SpiffeTls {
   update(change: Partial<SpiffeTlsMaterial>): void {
     this.material = { ...this.material, ...change } as Required<SpiffeTlsMaterial>;
     this.cache.clear();
+    if (change.svid || change.bundle) {
+      this.context = undefined;
+      this.generation += 1;
+    }
+  }
+
+  /** Bumped whenever the SVID or bundle changes: connection pools keyed on it start afresh. */
+  get materialGeneration(): number {
+    return this.generation;
+  }
+
+  /** A secure context for the current material, created once per change (they are costly). */
+  secureContext(): SecureContext {
+    this.context ??= createSecureContext(this.secureContextOptions());
+    return this.context;
   }
 
   secureContextOptions(): SecureContextOptions {

@@ -111,3 +111,14 @@ export const requestAuthenticationSpecSchema = z.strictObject({
   jwtRules: z.array(jwtRuleSchema).optional(),
 });
 export type RequestAuthenticationSpec = z.infer<typeof requestAuthenticationSpecSchema>;
+
+/**
+ * A JWT rule as the verifier takes it: Istio's JWTRule with the `jwks_uri` spelling folded into
+ * `jwksUri`, and the issuer validation requires.
+ */
+export type JwtRule = Omit<JwtRuleInput, 'jwks_uri' | 'issuer'> & { readonly issuer: string };
+
+export function normalizeJwtRule(input: JwtRuleInput): JwtRule {
+  const { jwks_uri: alternative, issuer, ...rule } = input;
+  return { ...rule, issuer: issuer ?? '', ...(alternative !== undefined && rule.jwksUri === undefined ? { jwksUri: alternative } : {}) };
+}

@@ -128,7 +128,7 @@ function checkRule(checker: ResourceChecker, path: FieldPath, rule: Rule, action
     for (const field of fields) {
       checkList(checker, [...sourcePath, field], source[field], SOURCE_CHECKS[field]);
       if (action === 'CUSTOM' && CUSTOM_UNSUPPORTED_SOURCE.includes(field)) {
-        checker.error([...sourcePath, field], `${field} is not supported with action CUSTOM`);
+        checker.error([...sourcePath, field], `${field} is not supported with action CUSTOM`, 'TRELLIS_CONFIG_INVALID_VALUE', { atKey: true });
       }
     }
   });
@@ -157,11 +157,12 @@ function checkRule(checker: ResourceChecker, path: FieldPath, rule: Rule, action
     if (key?.attribute === 'destination.port') scopedByPort = true;
   });
 
-  if (action === 'DENY' && httpOnly && !scopedByPort) {
+  if (action !== 'ALLOW' && httpOnly && !scopedByPort) {
+    const verb = action === 'AUDIT' ? 'audits' : 'denies';
     checker.warn(
       path,
-      'this DENY rule uses HTTP attributes, which TCP connections do not have: on TCP they are ignored, so the rule denies TCP traffic more broadly (all of it if nothing else narrows it); scope it with ports',
-      'TRELLIS_CONFIG_TCP_DENY',
+      `this ${action} rule uses HTTP attributes, which TCP connections do not have: on TCP they are ignored, so the rule ${verb} TCP traffic more broadly (all of it if nothing else narrows it); scope it with ports`,
+      'TRELLIS_CONFIG_TCP_WIDENED',
     );
   }
 }

@@ -7,6 +7,8 @@ import type { DocumentSource } from '../yaml-source.js';
  */
 export class ResourceChecker {
   readonly diagnostics: ConfigDiagnostic[] = [];
+  /** Objects a bad field was removed from (see parseStrict); their own checks would only echo that error. */
+  private readonly repairedObjects = new Set<string>();
 
   constructor(
     private readonly source: DocumentSource,
@@ -21,11 +23,18 @@ export class ResourceChecker {
     this.add('warning', path, message, code, options);
   }
 
+  /** Marks an object whose bad field was dropped so semantic checks could still run on the rest. */
+  repaired(objectPath: FieldPath): void {
+    this.repairedObjects.add(formatFieldPath(objectPath));
+  }
+
   get hasErrors(): boolean {
     return this.diagnostics.some((d) => d.severity === 'error');
   }
 
   private add(severity: 'error' | 'warning', path: FieldPath, message: string, code: DiagnosticCode, options: { atKey?: boolean }): void {
+    // "empty source" after dropping its only (misspelled) field is noise, not a second mistake.
+    if (code !== 'TRELLIS_CONFIG_UNKNOWN_FIELD' && code !== 'TRELLIS_CONFIG_WRONG_TYPE' && this.repairedObjects.has(formatFieldPath(path))) return;
     const position = this.source.position(path, options);
     this.diagnostics.push({
       severity,

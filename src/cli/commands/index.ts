@@ -1,14 +1,18 @@
 import type { Command } from 'commander';
+import { registerAuthz } from './authz.js';
 import { registerCa } from './ca.js';
 import { registerCert } from './cert.js';
 import { registerControlPlane } from './controlplane.js';
 import { registerDemo } from './demo.js';
 import { registerStatus } from './status.js';
 import { registerToken } from './token.js';
+import { registerValidate } from './validate.js';
 
 /** Every command module registers itself here; keep the list in the order of `trellis --help`. */
 export function registerCommands(program: Command): void {
   registerDemo(program);
+  registerValidate(program);
+  registerAuthz(program);
   registerCa(program);
   registerToken(program);
   registerCert(program);

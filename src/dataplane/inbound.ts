@@ -1,0 +1,193 @@
+/**
+ * One inbound listener per workload port: accept → TLS or plaintext (by the first byte, per the
+ * port's PeerAuthentication mode) → the peer's SVID verified → protocol (ALPN, the port's
+ * declared protocol, or sniffing) → L4 (connection authz, then bytes to the app) or L7 (the
+ * inbound layers, then the app).
+ */
+import { once } from 'node:events';
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Logger } from 'pino';
+import type { SpiffeTls } from '../identity/tls.js';
+import type { InboundPortSnapshot } from '../mesh/snapshot.js';
+import { MESH_ALPN } from './alpn.js';
+import { AppForwarder, type AppTarget } from './app-forwarder.js';
+import { type ConnectionInfo, connectionInfo, type ConnectionTracker } from './connection.js';
+import type { InboundPolicy } from './inbound-policy.js';
+import { createHttp1Server, createHttp2Server } from './l7/downstream.js';
+import { inboundLayers } from './l7/inbound-layers.js';
+import { composeLayers, type L7Request } from './l7/types.js';
+import { sniffSocket } from './sniff.js';
+
+const FIRST_BYTES_TIMEOUT_MS = 10_000;
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
+export interface InboundDeps {
+  tls: () => SpiffeTls;
+  policy: () => InboundPolicy;
+  ownIdentity: () => string;
+  tracker: ConnectionTracker;
+  log: Logger;
+  onDecision?: (request: L7Request, allowed: boolean, reason: string) => void;
+}
+
+export class InboundListener {
+  private port: InboundPortSnapshot;
+  private readonly deps: InboundDeps;
+  private readonly server: net.Server;
+  private readonly infos = new WeakMap<net.Socket, ConnectionInfo>();
+  private readonly app: AppForwarder;
+  private readonly http1;
+  private readonly http2;
+
+  constructor(port: InboundPortSnapshot, app: AppTarget, deps: InboundDeps) {
+    this.port = port;
+    this.deps = deps;
+    this.app = new AppForwarder(app, port.protocol);
+    const handler = composeLayers(inboundLayers(deps), this.app.handler);
+    const options = {
+      infoOf: (socket: net.Socket) => this.infos.get(socket),
+      handler,
+      onError: (error: unknown) => deps.log.error({ err: error, port: port.port }, 'inbound request failed'),
+    };
+    this.http1 = createHttp1Server(options);
+    this.http2 = createHttp2Server(options);
+    this.server = net.createServer({ noDelay: true }, (socket) => {
+      this.accept(socket).catch((err: unknown) => {
+        deps.log.warn({ err, port: this.port.port }, 'inbound connection failed');
+        socket.destroy();
+      });
+    });
+  }
+
+  get name(): string {
+    return this.port.name;
+  }
+
+  /** Applies a new mode or protocol for this port; new connections use it. */
+  update(port: InboundPortSnapshot): void {
+    this.port = port;
+  }
+
+  async listen(host: string): Promise<number> {
+    this.server.listen(this.port.port, host);
+    await once(this.server, 'listening');
+    return (this.server.address() as net.AddressInfo).port;
+  }
+
+  async close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.http1.closeAllConnections();
+    this.app.close();
+    await closed;
+  }
+
+  private async accept(socket: net.Socket): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    const port = this.port;
+    const first = await sniffSocket(socket, FIRST_BYTES_TIMEOUT_MS, true);
+    if (first === 'closed' || first === 'timeout') return void socket.destroy();
+    if (first === 'tls') return this.acceptTls(socket, port);
+    if (port.mtls === 'STRICT') {
+      this.deps.log.info({ port: port.port, source: socket.remoteAddress, event: 'mtls.plaintext_refused' }, 'plaintext connection refused: mTLS is STRICT on this port');
+      return void socket.destroy();
+    }
+    const info = connectionInfo(socket);
+    this.track(socket, info);
+    return this.dispatch(socket, info, port);
+  }
+
+  private acceptTls(socket: net.Socket, port: InboundPortSnapshot): void {
+    const spiffe = this.deps.tls();
+    const secure = new tls.TLSSocket(socket, {
+      isServer: true,
+      secureContext: spiffe.secureContext(),
+      requestCert: true,
+      rejectUnauthorized: true,
+      ALPNProtocols: [MESH_ALPN.http2, MESH_ALPN.http1, MESH_ALPN.tcp],
+    });
+    const timer = setTimeout(() => secure.destroy(), HANDSHAKE_TIMEOUT_MS);
+    secure.on('error', (err) => {
+      clearTimeout(timer);
+      this.deps.log.debug({ err, port: port.port }, 'inbound TLS error');
+      secure.destroy();
+    });
+    secure.once('secure', () => {
+      clearTimeout(timer);
+      const peer = spiffe.verifyPeer(secure, 'client');
+      if (!peer.ok) {
+        this.deps.log.info({ port: port.port, source: socket.remoteAddress, reason: peer.reason, event: 'mtls.peer_rejected' }, `peer rejected: ${peer.message}`);
+        secure.destroy();
+        return;
+      }
+      const cert = secure.getPeerCertificate();
+      const info = connectionInfo(socket, {
+        peer: {
+          identity: peer.id,
+          serial: peer.leaf.serialNumber.toLowerCase(),
+          certSha256: cert.fingerprint256.replace(/:/g, '').toLowerCase(),
+          notAfter: peer.notAfter,
+        },
+        ...(typeof secure.alpnProtocol === 'string' ? { alpn: secure.alpnProtocol } : {}),
+        ...(typeof (secure as { servername?: unknown }).servername === 'string' ? { sni: (secure as unknown as { servername: string }).servername } : {}),
+      });
+      this.track(secure, info);
+      this.dispatch(secure, info, port).catch((err: unknown) => {
+        this.deps.log.warn({ err }, 'inbound dispatch failed');
+        secure.destroy();
+      });
+    });
+  }
+
+  private track(socket: net.Socket, info: ConnectionInfo): void {
+    this.infos.set(socket, info);
+    this.deps.tracker.add(socket, info);
+  }
+
+  /** Picks L4 or L7 from the port's declared protocol, ALPN, or the first bytes. */
+  private async dispatch(socket: net.Socket, info: ConnectionInfo, port: InboundPortSnapshot): Promise<void> {
+    if (port.protocol === 'TCP') return this.forwardTcp(socket, info);
+    let kind: 'h2' | 'http1' | 'tcp';
+    if (info.alpn === MESH_ALPN.http2) kind = 'h2';
+    else if (info.alpn === MESH_ALPN.http1) kind = 'http1';
+    else if (info.alpn === MESH_ALPN.tcp) kind = 'tcp';
+    else {
+      const sniffed = await sniffSocket(socket, FIRST_BYTES_TIMEOUT_MS);
+      if (sniffed === 'closed') return void socket.destroy();
+      kind = sniffed === 'h2' || sniffed === 'http1' ? sniffed : 'tcp';
+    }
+    if (kind === 'tcp') {
+      // An HTTP port only takes HTTP: a raw tunnel would bypass the L7 policy.
+      if (port.protocol !== 'UNKNOWN') {
+        this.deps.log.info({ port: port.port, event: 'protocol.refused' }, `non-HTTP traffic refused on ${port.protocol} port ${port.name}`);
+        return void socket.destroy();
+      }
+      return this.forwardTcp(socket, info);
+    }
+    socket.resume();
+    (kind === 'h2' ? this.http2 : this.http1).emit('connection', socket);
+  }
+
+  private forwardTcp(socket: net.Socket, info: ConnectionInfo): void {
+    let decision;
+    try {
+      decision = this.deps.policy().authorizeTcp(info);
+    } catch (err) {
+      decision = { allow: false, policy: null, reason: `authorization error: ${(err as Error).message}` };
+    }
+    if (!decision.allow) {
+      this.deps.log.info({ event: 'authz.deny', protocol: 'tcp', source: info.peer?.identity.toString() ?? info.sourceIp, port: info.destPort, policy: decision.policy, reason: decision.reason }, 'connection denied');
+      socket.destroy();
+      return;
+    }
+    const target = this.app.targetAddress;
+    const upstream = net.connect({ host: target.host, port: target.port, noDelay: true });
+    upstream.on('error', () => socket.destroy());
+    socket.on('error', () => upstream.destroy());
+    socket.on('close', () => upstream.destroy());
+    upstream.on('close', () => socket.destroy());
+    socket.pipe(upstream);
+    upstream.pipe(socket);
+    socket.resume();
+  }
+}

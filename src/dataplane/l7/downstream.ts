@@ -1,0 +1,150 @@
+/**
+ * Downstream adapters: HTTP/1.1 and HTTP/2 servers that turn each request into an L7Request,
+ * run it through a handler, and write the L7Response back. The servers never listen themselves;
+ * the listener hands them connections it has already classified (and authenticated).
+ */
+import http from 'node:http';
+import http2 from 'node:http2';
+import type { Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ConnectionInfo } from '../connection.js';
+import { fromRawHeaders, type HeaderList, removeHeader, stripHopByHop } from '../headers.js';
+import { localReply } from './local-reply.js';
+import type { L7Handler, L7Request, L7Response } from './types.js';
+
+export interface DownstreamOptions {
+  /** Connection info for a socket handed to the server. */
+  infoOf: (socket: Socket) => ConnectionInfo | undefined;
+  handler: L7Handler;
+  /** Reports handler failures (the client gets a 500/503). */
+  onError?: (error: unknown, request: L7Request) => void;
+}
+
+/** Node's header limits, raised to Envoy's default of 60 KiB. */
+const MAX_HEADER_BYTES = 60 * 1024;
+
+export function createHttp1Server(options: DownstreamOptions): http.Server {
+  const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, keepAliveTimeout: 60_000 }, (req, res) => {
+    const info = options.infoOf(req.socket);
+    if (!info) {
+      res.destroy();
+      return;
+    }
+    const controller = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) controller.abort();
+    });
+    const target = parseRequestTarget(req.url ?? '/', req.headers.host ?? '');
+    const request: L7Request = {
+      method: req.method ?? 'GET',
+      authority: target.authority,
+      path: target.path,
+      scheme: info.peer ? 'https' : 'http',
+      headers: removeHeader(stripHopByHop(fromRawHeaders(req.rawHeaders)), 'host'),
+      body: req,
+      protocol: 'HTTP/1.1',
+      connection: info,
+      signal: controller.signal,
+      context: { responseFlags: [] },
+    };
+    run(options, request, (response) => writeHttp1(res, response));
+  });
+  // Tolerate slow or idle keep-alive clients like Envoy does; each request has its own limits.
+  server.headersTimeout = 60_000;
+  return server;
+}
+
+export function createHttp2Server(options: DownstreamOptions): http2.Http2Server {
+  const server = http2.createServer({ maxHeaderListPairs: 256, settings: { maxHeaderListSize: MAX_HEADER_BYTES } });
+  server.on('stream', (stream, headers) => {
+    const info = options.infoOf(stream.session?.socket as Socket);
+    if (!info) {
+      stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      return;
+    }
+    const controller = new AbortController();
+    stream.once('close', () => {
+      if (!stream.writableFinished) controller.abort();
+    });
+    const list: HeaderList = [];
+    for (const [name, value] of Object.entries(headers)) {
+      if (name.startsWith(':') || value === undefined) continue;
+      for (const item of Array.isArray(value) ? value : [value]) list.push([name, String(item)]);
+    }
+    const request: L7Request = {
+      method: String(headers[':method'] ?? 'GET'),
+      authority: String(headers[':authority'] ?? headers['host'] ?? ''),
+      path: String(headers[':path'] ?? '/'),
+      scheme: info.peer ? 'https' : 'http',
+      headers: removeHeader(stripHopByHop(list), 'host'),
+      body: stream,
+      protocol: 'HTTP/2',
+      connection: info,
+      signal: controller.signal,
+      context: { responseFlags: [] },
+    };
+    run(options, request, (response) => writeHttp2(stream, response));
+  });
+  return server;
+}
+
+/** Splits an origin-form or absolute-form request target into authority and path. */
+export function parseRequestTarget(target: string, hostHeader: string): { authority: string; path: string } {
+  if (target.startsWith('/') || target === '*') return { authority: hostHeader, path: target };
+  const match = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\/([^/?#]*)([^#]*)/.exec(target);
+  if (!match) return { authority: hostHeader, path: target };
+  const path = match[2] ?? '';
+  return { authority: match[1] ?? hostHeader, path: path === '' ? '/' : path.startsWith('?') ? `/${path}` : path };
+}
+
+function run(options: DownstreamOptions, request: L7Request, write: (response: L7Response) => Promise<void>): void {
+  options
+    .handler(request)
+    .catch((error: unknown) => {
+      options.onError?.(error, request);
+      request.context.responseFlags.push('DPE');
+      return localReply(request, 500, 'internal proxy error');
+    })
+    .then(write)
+    .catch(() => {
+      // The downstream went away while we wrote: nothing left to tell it.
+    });
+}
+
+async function writeHttp1(res: http.ServerResponse, response: L7Response): Promise<void> {
+  if (res.destroyed) return;
+  const headers = stripHopByHop(response.headers);
+  res.writeHead(response.status, headers.flatMap(([name, value]) => [name, value]));
+  await writeBody(response.body, res);
+}
+
+async function writeHttp2(stream: http2.ServerHttp2Stream, response: L7Response): Promise<void> {
+  if (stream.destroyed || stream.closed) return;
+  const headers: http2.OutgoingHttpHeaders = { ':status': response.status };
+  for (const [name, value] of stripHopByHop(response.headers)) appendHeader(headers, name.toLowerCase(), value);
+  const trailers = response.trailers;
+  stream.respond(headers, { waitForTrailers: trailers !== undefined });
+  if (trailers) {
+    stream.once('wantTrailers', () => {
+      const outgoing: http2.OutgoingHttpHeaders = {};
+      for (const [name, value] of trailers() ?? []) appendHeader(outgoing, name.toLowerCase(), value);
+      stream.sendTrailers(outgoing);
+    });
+  }
+  await writeBody(response.body, stream);
+}
+
+async function writeBody(body: Readable | Buffer, sink: NodeJS.WritableStream): Promise<void> {
+  if (Buffer.isBuffer(body)) {
+    await pipeline(Readable.from(body.length > 0 ? [body] : []), sink);
+  } else {
+    await pipeline(body, sink);
+  }
+}
+
+function appendHeader(headers: http2.OutgoingHttpHeaders, name: string, value: string): void {
+  const existing = headers[name];
+  if (existing === undefined) headers[name] = value;
+  else headers[name] = Array.isArray(existing) ? [...existing, value] : [String(existing), value];
+}

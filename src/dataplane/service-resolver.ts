@@ -1,0 +1,65 @@
+/**
+ * Outbound name resolution against the snapshot: which service a request's authority names,
+ * which of its ports, and which endpoint (round robin) serves it. Only services in this proxy's
+ * snapshot resolve — everything else is unknown, so egress is closed unless registered.
+ */
+import type { EndpointSnapshot, OutboundSnapshot, ServicePortSnapshot, ServiceSnapshot } from '../mesh/snapshot.js';
+
+export interface ResolvedTarget {
+  service: ServiceSnapshot;
+  port: ServicePortSnapshot;
+}
+
+export interface PickedEndpoint {
+  endpoint: EndpointSnapshot;
+  /** The endpoint port (the destination sidecar's inbound port). */
+  port: number;
+}
+
+export class ServiceResolver {
+  private readonly byName = new Map<string, ServiceSnapshot>();
+  private readonly cursors = new Map<string, number>();
+
+  constructor(outbound: OutboundSnapshot) {
+    // Declared hosts win over aliases when both would match a name.
+    for (const service of outbound.services) {
+      for (const alias of service.aliases) if (!this.byName.has(alias.toLowerCase())) this.byName.set(alias.toLowerCase(), service);
+    }
+    for (const service of outbound.services) this.byName.set(service.host.toLowerCase(), service);
+  }
+
+  /** `host[:port]` → service and port; `defaultPort` applies when the authority has none. */
+  resolve(authority: string, defaultPort: number): ResolvedTarget | undefined {
+    const { host, port } = splitAuthority(authority, defaultPort);
+    const service = this.byName.get(host.toLowerCase());
+    if (!service) return undefined;
+    const servicePort = service.ports.find((candidate) => candidate.number === port) ?? (service.ports.length === 1 && !hasPort(authority) ? service.ports[0] : undefined);
+    return servicePort ? { service, port: servicePort } : undefined;
+  }
+
+  /** Round robin over the endpoints that serve the port. */
+  pick(target: ResolvedTarget): PickedEndpoint | undefined {
+    const candidates = target.service.endpoints.filter((endpoint) => endpoint.ports[target.port.targetPortName] !== undefined);
+    if (candidates.length === 0) return undefined;
+    const key = `${target.service.host}:${target.port.number}`;
+    const cursor = this.cursors.get(key) ?? 0;
+    this.cursors.set(key, cursor + 1);
+    const endpoint = candidates[cursor % candidates.length] as EndpointSnapshot;
+    return { endpoint, port: endpoint.ports[target.port.targetPortName] as number };
+  }
+}
+
+export function splitAuthority(authority: string, defaultPort: number): { host: string; port: number } {
+  if (authority.startsWith('[')) {
+    const end = authority.indexOf(']');
+    const rest = authority.slice(end + 1);
+    return { host: authority.slice(1, end), port: rest.startsWith(':') ? Number(rest.slice(1)) : defaultPort };
+  }
+  const colon = authority.lastIndexOf(':');
+  if (colon === -1) return { host: authority, port: defaultPort };
+  return { host: authority.slice(0, colon), port: Number(authority.slice(colon + 1)) };
+}
+
+function hasPort(authority: string): boolean {
+  return /:\d+$/.test(authority);
+}

@@ -224,10 +224,10 @@ function preferService(candidate: RegistryService, current: RegistryService, cal
   return compareStrings(candidate.source, current.source) < 0;
 }
 
-/** Older first; a resource without a timestamp counts as newest. */
+/** Older first; a resource without a timestamp counts as oldest, as in src/policy (the file store stamps every resource). */
 function compareTimestamps(a: string | undefined, b: string | undefined): number {
-  const ta = a === undefined ? Infinity : Date.parse(a);
-  const tb = b === undefined ? Infinity : Date.parse(b);
+  const ta = a === undefined ? -Infinity : Date.parse(a);
+  const tb = b === undefined ? -Infinity : Date.parse(b);
   return ta === tb ? 0 : ta < tb ? -1 : 1;
 }
 

@@ -5,6 +5,7 @@
  */
 import type { SpiffeBundleJson } from '../identity/bundle.js';
 import type { RevocationListJson } from '../identity/revocation.js';
+import type { WorkloadPolicy } from '../policy/inbound.js';
 
 /** The resource types of the discovery protocol, pushed and acknowledged independently. */
 export const RESOURCE_TYPES = ['workload', 'inbound', 'outbound', 'trust'] as const;
@@ -40,12 +41,13 @@ export interface InboundPortSnapshot {
 
 /**
  * What the inbound side enforces. `policy` is the serializable output of the policy selection
- * step in src/policy (authorization policies, request authentication rules and mesh options
- * that apply to this workload); the proxy compiles it into matchers once per version.
+ * step in src/policy (`workloadPolicy`: authorization policies, effective PeerAuthentication,
+ * RequestAuthentication JWT rules and mesh options for this workload); the proxy compiles it
+ * once per version with `compileWorkloadPolicy`.
  */
 export interface InboundSnapshot {
   ports: InboundPortSnapshot[];
-  policy: unknown;
+  policy: WorkloadPolicy;
 }
 
 export interface EndpointSnapshot {

@@ -74,6 +74,7 @@ describe('discovery over mTLS', () => {
     assert.deepEqual(web.pushes.map((p) => p.type).sort(), ['inbound', 'outbound', 'trust', 'workload']);
     assert.equal(snapshot.workload.identity, WEB);
     assert.deepEqual(snapshot.inbound.ports, [{ name: 'http', port: 18080, protocol: 'HTTP', mtls: 'STRICT' }]);
+    assert.equal(snapshot.inbound.policy.mtls.policies.mesh, 'istio-system/default');
     assert.deepEqual(snapshot.outbound.services.map((s) => s.host), ['db.shop.svc.cluster.local', 'web.shop.svc.cluster.local']);
     assert.equal(snapshot.trust.trustDomain, TRUST_DOMAIN);
     await until(async () => synced((await syncz(mesh)).find((p) => p.workload === 'shop/web')), 5_000, 'web SYNCED');

@@ -88,7 +88,10 @@ describe('compile', () => {
     doc('PeerAuthentication', 'security.istio.io/v1', 'reviews', 'shop', '  selector:\n    matchLabels: {app: reviews}\n  portLevelMtls:\n    "9090": {mode: PERMISSIVE}');
 
   it('compiles a workload: inbound ports from the entry and its services, mTLS per port, visible services', () => {
-    const cfg = config(BASE + PEER_AUTHN);
+    const authz =
+      doc('AuthorizationPolicy', 'security.istio.io/v1', 'reviews-only', 'shop', '  selector:\n    matchLabels: {app: reviews}\n  rules:\n  - from:\n    - source: {principals: [cluster.local/ns/shop/sa/web]}') +
+      doc('AuthorizationPolicy', 'security.istio.io/v1', 'other-app', 'shop', '  selector:\n    matchLabels: {app: ratings}');
+    const cfg = config(BASE + PEER_AUTHN + authz);
     const snapshot = compileSnapshot(cfg, buildRegistry(cfg), 'shop/reviews-v1', TRUST);
     assert.ok(snapshot);
     assert.equal(snapshot.workload.identity, 'spiffe://cluster.local/ns/shop/sa/reviews');
@@ -97,6 +100,10 @@ describe('compile', () => {
       { name: 'grpc-admin', port: 9090, protocol: 'GRPC', mtls: 'PERMISSIVE' },
     ]);
     assert.deepEqual(snapshot.outbound.services.map((s) => [s.host, s.aliases.length]), [['reviews.shop.svc.cluster.local', 3]]);
+    // The policy part is src/policy's selection for this workload.
+    assert.deepEqual(snapshot.inbound.policy.authorization.policies.map((p) => `${p.namespace}/${p.name}`), ['shop/reviews-only']);
+    assert.equal(snapshot.inbound.policy.mtls.mode, 'STRICT');
+    assert.deepEqual(snapshot.inbound.policy.mtls.ports, { '9090': 'PERMISSIVE' });
     assert.equal(compileSnapshot(cfg, buildRegistry(cfg), 'shop/nope', TRUST), undefined);
     // Another namespace without any PeerAuthentication of its own inherits the mesh-wide mode.
     assert.deepEqual(compileSnapshot(cfg, buildRegistry(cfg), 'other/reviews-other-ns', TRUST)?.inbound.ports, []);

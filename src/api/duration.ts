@@ -20,7 +20,7 @@ export function parseDuration(text: string): number {
   const trimmed = text.trim();
   if (trimmed === '0') return 0;
   if (trimmed === '') {
-    throw new TrellisError('TRELLIS_BAD_DURATION', `empty duration: expected a value such as "10s", "1h" or "500ms"`);
+    throw new TrellisError('TRELLIS_BAD_DURATION', `empty duration: expected a value such as "10s", "1h" or "500ms"`, { exitCode: 2 });
   }
   let total = 0;
   let index = 0;
@@ -31,6 +31,7 @@ export function parseDuration(text: string): number {
       throw new TrellisError(
         'TRELLIS_BAD_DURATION',
         `invalid duration "${text}": expected number+unit pairs such as "10s", "1h30m" or "500ms" (units h, m, s, ms, us, ns)`,
+        { exitCode: 2 },
       );
     }
     total += Number(match[1]) * (UNIT_MS[match[2] ?? ''] ?? Number.NaN);

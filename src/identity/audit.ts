@@ -29,8 +29,13 @@ export type AuditSink = (event: IdentityAuditEvent) => void;
 
 /** Appends one JSON object per line; the directory's mode keeps it readable only by the operator. */
 export function jsonlAuditSink(path: string): AuditSink {
-  mkdirSync(dirname(path), { recursive: true });
+  let ready = false;
   return (event) => {
+    // Created on first use, so merely opening a CA never creates directories.
+    if (!ready) {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      ready = true;
+    }
     appendFileSync(path, `${JSON.stringify(event)}\n`, { mode: 0o600 });
   };
 }

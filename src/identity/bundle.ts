@@ -28,7 +28,8 @@ export class TrustBundle {
     validateTrustDomain(trustDomain);
     for (const root of roots) {
       if (!isCaCertificate(root)) {
-        throw new TrellisError('TRELLIS_BAD_BUNDLE', `bundle for ${trustDomain}: certificate ${root.subject} is not a CA certificate (basicConstraints cA=true required)`);
+        const name = root.subject || `serial ${root.serialNumber}`;
+        throw new TrellisError('TRELLIS_BAD_BUNDLE', `bundle for ${trustDomain}: certificate "${name}" is not a CA certificate (basicConstraints cA=true required)`);
       }
     }
     this.trustDomain = trustDomain;
@@ -47,7 +48,12 @@ export class TrustBundle {
    * ignored, as are x509-svid entries without `x5c`; only the first `x5c` value counts.
    */
   static fromSpiffeJson(trustDomain: string, json: SpiffeBundleJson | string): TrustBundle {
-    const doc = typeof json === 'string' ? (JSON.parse(json) as SpiffeBundleJson) : json;
+    let doc: SpiffeBundleJson;
+    try {
+      doc = typeof json === 'string' ? (JSON.parse(json) as SpiffeBundleJson) : json;
+    } catch (err) {
+      throw new TrellisError('TRELLIS_BAD_BUNDLE', `bundle for ${trustDomain} is not valid JSON: ${(err as Error).message}`);
+    }
     if (!doc || !Array.isArray(doc.keys)) {
       throw new TrellisError('TRELLIS_BAD_BUNDLE', `bundle for ${trustDomain}: "keys" must be an array`);
     }

@@ -9,8 +9,8 @@
  * reads the state, applies any rotation step that is due, does its work and writes back, so the
  * CLI and a running control plane can share one CA directory.
  */
-import { rmSync } from 'node:fs';
-import { createPublicKey, webcrypto } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
+import { createPublicKey, type X509Certificate as NodeX509, webcrypto } from 'node:crypto';
 import { TrellisError } from '../api/errors.js';
 import { formatDuration } from '../api/duration.js';
 import { type AuditSink, type IdentityAuditEvent, jsonlAuditSink } from './audit.js';
@@ -36,6 +36,8 @@ import {
   fingerprint,
   generateKeyPair,
   importKeyPairPem,
+  importSigningKeyPem,
+  toNodeCertificate,
   normalizeSerial,
   parseCertificatesPem,
   subjectAltNames,
@@ -108,6 +110,18 @@ export interface InitOptions extends CaOptions {
   actor?: string;
 }
 
+export interface RotateOptions {
+  /** Time before the new root signs; default: see defaultGraceMs. */
+  graceMs?: number;
+  /** An operator root (PEM, with its chain) and key: the new signing CA is an intermediate under it. */
+  rootCertPem?: string;
+  rootKeyPem?: string;
+  /** Required to move a CA that runs under an operator root to a self-signed root. */
+  selfSigned?: boolean;
+  caTtlMs?: number;
+  actor?: string;
+}
+
 export interface IssuedSvid {
   id: SpiffeId;
   serial: string;
@@ -151,36 +165,51 @@ export class MeshCA {
   static async init(dir: string, options: InitOptions = {}): Promise<MeshCA> {
     const ca = new MeshCA(dir, options);
     const trustDomain = validateTrustDomain(options.trustDomain ?? DEFAULT_TRUST_DOMAIN);
+    const defaultSvidTtlMs = options.defaultSvidTtlMs ?? DEFAULT_SVID_TTL_MS;
+    const maxSvidTtlMs = options.maxSvidTtlMs ?? DEFAULT_MAX_SVID_TTL_MS;
+    if (!(defaultSvidTtlMs > 0) || defaultSvidTtlMs > maxSvidTtlMs) {
+      throw new TrellisError('TRELLIS_CA_TTL', `the default SVID lifetime (${formatDuration(defaultSvidTtlMs)}) must be positive and at most the maximum (${formatDuration(maxSvidTtlMs)})`, { exitCode: 2 });
+    }
+    if (options.caTtlMs !== undefined && !(options.caTtlMs > 0)) {
+      throw new TrellisError('TRELLIS_CA_TTL', 'the CA lifetime (--ca-ttl) must be positive', { exitCode: 2 });
+    }
+    if (ca.files.exists()) {
+      throw new TrellisError('TRELLIS_CA_EXISTS', `${dir} already holds a mesh CA; use another directory or remove it first`);
+    }
+    const created = !existsSync(dir);
     ca.files.ensure();
-    await withDirectoryLock(dir, async () => {
-      if (ca.files.exists()) {
-        throw new TrellisError('TRELLIS_CA_EXISTS', `${dir} already holds a mesh CA; use another directory or remove it first`);
-      }
-      const now = ca.now();
-      const material = await createSigningMaterial(trustDomain, now, options);
-      const defaultSvidTtlMs = options.defaultSvidTtlMs ?? DEFAULT_SVID_TTL_MS;
-      const maxSvidTtlMs = options.maxSvidTtlMs ?? DEFAULT_MAX_SVID_TTL_MS;
-      if (defaultSvidTtlMs <= 0 || defaultSvidTtlMs > maxSvidTtlMs) {
-        throw new TrellisError('TRELLIS_CA_TTL', `the default SVID lifetime (${formatDuration(defaultSvidTtlMs)}) must be positive and at most the maximum (${formatDuration(maxSvidTtlMs)})`);
-      }
-      const root = rootEntry(material.rootCertPem, 'active', now);
-      const state: CaState = {
-        version: 1,
-        trustDomain,
-        mode: options.rootCertPem === undefined ? 'self-signed' : 'intermediate',
-        defaultSvidTtlMs,
-        maxSvidTtlMs,
-        bundleSequence: 1,
-        roots: [root],
-      };
-      ca.files.writeSigning(material);
-      ca.files.writeState(state);
-      ca.files.writeRevocations({ sequence: 0, serials: [], identities: [] });
-      ca.files.writeTokens({});
-      ca.writeBundleFiles(state);
-      ca.record({ type: 'ca.initialized', actor: options.actor ?? 'system', trustDomain, mode: state.mode, root: root.fingerprint });
-    });
+    try {
+      await withDirectoryLock(dir, () => ca.initialize(trustDomain, defaultSvidTtlMs, maxSvidTtlMs, options));
+    } catch (err) {
+      // Leave nothing behind: a failed init must not look like a CA directory.
+      if (created) rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
     return ca;
+  }
+
+  private async initialize(trustDomain: string, defaultSvidTtlMs: number, maxSvidTtlMs: number, options: InitOptions): Promise<void> {
+    if (this.files.exists()) {
+      throw new TrellisError('TRELLIS_CA_EXISTS', `${this.dir} already holds a mesh CA; use another directory or remove it first`);
+    }
+    const now = this.now();
+    const material = await createSigningMaterial(trustDomain, now, options);
+    const root = rootEntry(material.rootCertPem, 'active', now);
+    const state: CaState = {
+      version: 1,
+      trustDomain,
+      mode: options.rootCertPem === undefined ? 'self-signed' : 'intermediate',
+      defaultSvidTtlMs,
+      maxSvidTtlMs,
+      bundleSequence: 1,
+      roots: [root],
+    };
+    this.files.writeSigning(material);
+    this.files.writeState(state);
+    this.files.writeRevocations({ sequence: 0, serials: [], identities: [] });
+    this.files.writeTokens({});
+    this.writeBundleFiles(state);
+    this.record({ type: 'ca.initialized', actor: options.actor ?? 'system', trustDomain, mode: state.mode, root: root.fingerprint });
   }
 
   static open(dir: string, options: CaOptions = {}): MeshCA {
@@ -206,10 +235,10 @@ export class MeshCA {
     if (!(ttlMs > 0)) throw new TrellisError('TRELLIS_CA_TTL', 'a join token needs a positive lifetime');
     return this.transact((state, now) => {
       if (!identity.memberOf(state.trustDomain)) {
-        throw new TrellisError('TRELLIS_CA_TRUST_DOMAIN', `${identity.toString()} is not in this CA's trust domain ${state.trustDomain}`);
+        throw new TrellisError('TRELLIS_CA_TRUST_DOMAIN', `${identity.toString()} is not in this CA's trust domain ${state.trustDomain}`, { exitCode: 2 });
       }
       if (identity.isTrustDomainId) {
-        throw new TrellisError('TRELLIS_BAD_SPIFFE_ID', `${identity.toString()} has no path: a workload identity needs one, e.g. spiffe://${state.trustDomain}/ns/default/sa/web`);
+        throw new TrellisError('TRELLIS_BAD_SPIFFE_ID', `${identity.toString()} has no path: a workload identity needs one, e.g. spiffe://${state.trustDomain}/ns/default/sa/web`, { exitCode: 2 });
       }
       const { token, hash } = newJoinToken();
       const expiresAt = new Date(now.getTime() + ttlMs);
@@ -330,12 +359,20 @@ export class MeshCA {
    * it starts signing after `graceMs`, giving every workload time to learn the new root first.
    * With an operator root (PEM cert + key) the new signing CA is an intermediate under it.
    */
-  async rotate(options: { graceMs?: number; rootCertPem?: string; rootKeyPem?: string; caTtlMs?: number; actor?: string } = {}): Promise<CaStatus> {
+  async rotate(options: RotateOptions = {}): Promise<CaStatus> {
     await this.transactAsync(async (state, now) => {
       if (state.pending) {
         throw new TrellisError('TRELLIS_CA_ROTATION', `a rotation is already pending (activates at ${state.pending.activateAt}); wait for it to finish`);
       }
-      const graceMs = options.graceMs ?? state.defaultSvidTtlMs;
+      if (state.mode === 'intermediate' && options.rootCertPem === undefined && !options.selfSigned) {
+        throw new TrellisError(
+          'TRELLIS_CA_ROTATION',
+          'this CA signs under an operator root: give --root-cert and --root-key (the same root or a new one), or --self-signed to switch to a self-signed root',
+          { exitCode: 2 },
+        );
+      }
+      if (options.caTtlMs !== undefined && !(options.caTtlMs > 0)) throw new TrellisError('TRELLIS_CA_TTL', 'the CA lifetime must be positive', { exitCode: 2 });
+      const graceMs = options.graceMs ?? this.defaultGraceMs(state, now);
       if (!(graceMs >= 0)) throw new TrellisError('TRELLIS_CA_ROTATION', 'the grace period must not be negative');
       const material = await createSigningMaterial(state.trustDomain, now, options);
       const newRoot = rootEntry(material.rootCertPem, 'pending', now);
@@ -351,6 +388,19 @@ export class MeshCA {
       this.applyDueRotation(state, now);
     });
     return this.status();
+  }
+
+  /**
+   * Long enough for every workload holding a current SVID to renew once (renewal happens by
+   * half life) and so learn the new root before it signs: the longest lifetime among the
+   * unexpired SVIDs, or the default lifetime when there are none.
+   */
+  private defaultGraceMs(state: CaState, now: Date): number {
+    const lifetimes = this.files
+      .readIssued()
+      .filter((record) => Date.parse(record.notAfter) > now.getTime())
+      .map((record) => Date.parse(record.notAfter) - Date.parse(record.notBefore));
+    return Math.max(state.defaultSvidTtlMs, ...lifetimes);
   }
 
   /** Applies any rotation step that is due. The control plane calls this periodically. */
@@ -410,6 +460,12 @@ export class MeshCA {
     const signing = this.files.readSigning();
     const chain = parseCertificatesPem(signing.certChainPem, CA_FILES.certChain);
     const caCert = parseCertificatesPem(signing.caCertPem, CA_FILES.caCert)[0] as x509.X509Certificate;
+    if (now.getTime() >= caCert.notAfter.getTime() || now.getTime() < caCert.notBefore.getTime()) {
+      throw new TrellisError(
+        'TRELLIS_CA_EXPIRED',
+        `the signing CA is not valid now (valid ${caCert.notBefore.toISOString()} – ${caCert.notAfter.toISOString()}): rotate it with "trellis ca rotate --grace 0s"`,
+      );
+    }
     const keys = await importKeyPairPem(signing.caKeyPem, CA_FILES.caKey);
     const notBefore = new Date(Math.max(now.getTime() - BACKDATE_MS, caCert.notBefore.getTime()));
     // Never beyond the signing CA's own expiry.
@@ -540,41 +596,71 @@ async function createSigningMaterial(
   if (options.rootCertPem === undefined || options.rootKeyPem === undefined) {
     throw new TrellisError('TRELLIS_CA_ROOT', 'an operator root needs both the certificate (--root-cert) and its key (--root-key)', { exitCode: 2 });
   }
-  const [rootCert, ...extra] = parseCertificatesPem(options.rootCertPem, 'root certificate');
-  if (!rootCert || extra.length > 0) throw new TrellisError('TRELLIS_CA_ROOT', 'the root certificate file must hold exactly one certificate');
-  const rootKeys = await importKeyPairPem(options.rootKeyPem, 'root key');
-  await checkOperatorRoot(rootCert, rootKeys, now);
+  // The file holds the signing certificate first, then its chain up to a self-signed root.
+  const [signer, ...chain] = parseCertificatesPem(options.rootCertPem, 'root certificate');
+  if (!signer) throw new TrellisError('TRELLIS_CA_ROOT', 'the root certificate file holds no certificate');
+  const anchor = chain[chain.length - 1] ?? signer;
+  const signerKey = await importSigningKeyPem(options.rootKeyPem, 'root key', 'operator');
+  await checkOperatorRoot(signer, chain, signerKey.keys, now);
   const ttl = options.caTtlMs ?? INTERMEDIATE_TTL_MS;
   const intermediate = await createIntermediateCertificate({
     trustDomain,
     keys,
-    notBefore: new Date(Math.max(now.getTime() - BACKDATE_MS, rootCert.notBefore.getTime())),
-    notAfter: new Date(Math.min(now.getTime() + ttl, rootCert.notAfter.getTime())),
+    notBefore: new Date(Math.max(now.getTime() - BACKDATE_MS, signer.notBefore.getTime())),
+    notAfter: new Date(Math.min(now.getTime() + ttl, ...[signer, ...chain].map((cert) => cert.notAfter.getTime()))),
     commonName: `Trellis Intermediate CA ${stamp}`,
-    issuerCert: rootCert,
-    issuerKey: rootKeys.privateKey,
+    issuerCert: signer,
+    issuerKey: signerKey.keys.privateKey,
+    issuerAlgorithm: signerKey.algorithm,
   });
   const intermediatePem = intermediate.toString('pem') + '\n';
-  const rootPem = rootCert.toString('pem') + '\n';
-  return { caCertPem: intermediatePem, caKeyPem, rootCertPem: rootPem, certChainPem: intermediatePem + rootPem };
+  return {
+    caCertPem: intermediatePem,
+    caKeyPem,
+    rootCertPem: anchor.toString('pem') + '\n',
+    certChainPem: intermediatePem + certificatesToPem([signer, ...chain]),
+  };
 }
 
-async function checkOperatorRoot(root: x509.X509Certificate, keys: CryptoKeyPair, now: Date): Promise<void> {
-  const constraints = root.getExtension(x509.BasicConstraintsExtension);
-  const keyUsage = root.getExtension(x509.KeyUsagesExtension);
-  if (constraints?.ca !== true) throw new TrellisError('TRELLIS_CA_ROOT', `root certificate ${root.subject} is not a CA (basicConstraints cA=true)`);
+/**
+ * Checks an operator's signing certificate, its chain and its key: a valid CA allowed to sign
+ * an intermediate, each certificate issued by the next, ending in a self-signed root (TLS peers
+ * need a complete chain to a trust anchor).
+ */
+async function checkOperatorRoot(signer: x509.X509Certificate, chain: x509.X509Certificate[], keys: CryptoKeyPair, now: Date): Promise<void> {
+  const constraints = signer.getExtension(x509.BasicConstraintsExtension);
+  const keyUsage = signer.getExtension(x509.KeyUsagesExtension);
+  if (constraints?.ca !== true) throw new TrellisError('TRELLIS_CA_ROOT', `root certificate ${signer.subject} is not a CA (basicConstraints cA=true)`);
   if (keyUsage && (keyUsage.usages & x509.KeyUsageFlags.keyCertSign) === 0) {
-    throw new TrellisError('TRELLIS_CA_ROOT', `root certificate ${root.subject} lacks keyCertSign`);
+    throw new TrellisError('TRELLIS_CA_ROOT', `root certificate ${signer.subject} lacks keyCertSign`);
   }
   if (constraints.pathLength !== undefined && constraints.pathLength < 1) {
-    throw new TrellisError('TRELLIS_CA_ROOT', `root certificate ${root.subject} has pathLenConstraint ${constraints.pathLength}: it cannot sign an intermediate CA`);
+    throw new TrellisError('TRELLIS_CA_ROOT', `root certificate ${signer.subject} has pathLenConstraint ${constraints.pathLength}: it cannot sign an intermediate CA`);
   }
-  if (root.notAfter.getTime() <= now.getTime() || root.notBefore.getTime() > now.getTime()) {
-    throw new TrellisError('TRELLIS_CA_ROOT', `root certificate ${root.subject} is not valid now (valid ${root.notBefore.toISOString()} – ${root.notAfter.toISOString()})`);
+  for (const cert of [signer, ...chain]) {
+    if (cert.notAfter.getTime() <= now.getTime() || cert.notBefore.getTime() > now.getTime()) {
+      throw new TrellisError('TRELLIS_CA_ROOT', `certificate ${cert.subject} is not valid now (valid ${cert.notBefore.toISOString()} – ${cert.notAfter.toISOString()})`);
+    }
   }
-  const certKey = createPublicKey({ key: Buffer.from(root.publicKey.rawData), format: 'der', type: 'spki' }).export({ format: 'der', type: 'spki' });
+  const links = [signer, ...chain].map(toNodeCertificate);
+  for (let i = 0; i + 1 < links.length; i++) {
+    const [child, parent] = [links[i], links[i + 1]] as [NodeX509, NodeX509];
+    if (!child.checkIssued(parent) || !child.verify(parent.publicKey)) {
+      throw new TrellisError('TRELLIS_CA_ROOT', `in the root certificate file, certificate ${i + 1} (${child.subject.replace(/\n/g, ', ')}) is not issued by certificate ${i + 2}`);
+    }
+  }
+  const top = links[links.length - 1] as NodeX509;
+  if (!top.checkIssued(top) || !top.verify(top.publicKey)) {
+    throw new TrellisError(
+      'TRELLIS_CA_ROOT',
+      `the last certificate in the root certificate file (${top.subject.replace(/\n/g, ', ')}) is not self-signed: append its issuers up to the self-signed root, so peers can build a complete chain`,
+    );
+  }
+  const certKey = Buffer.from(signer.publicKey.rawData);
   const givenKey = Buffer.from(await webcrypto.subtle.exportKey('spki', keys.publicKey));
-  if (!certKey.equals(givenKey)) throw new TrellisError('TRELLIS_CA_ROOT', 'the root key does not belong to the root certificate');
+  if (!createPublicKey({ key: certKey, format: 'der', type: 'spki' }).export({ format: 'der', type: 'spki' }).equals(givenKey)) {
+    throw new TrellisError('TRELLIS_CA_ROOT', 'the root key does not belong to the root certificate');
+  }
 }
 
 /** Validates a CSR: signature (proof of possession), exactly one URI SAN, a SPIFFE ID in our domain. */

@@ -8,7 +8,7 @@ import { TrellisError } from '../api/errors.js';
 
 /** Writes a file atomically. `mode` 0o600 for anything secret: it is set before any byte is written. */
 export function writeFileAtomic(path: string, data: string, mode = 0o644): void {
-  mkdirSync(dirname(path), { recursive: true });
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const temp = `${path}.${process.pid}.${Date.now()}.tmp`;
   const fd = openSync(temp, 'wx', mode);
   try {

@@ -47,7 +47,8 @@ export function inspectCertificate(cert: x509.X509Certificate, now = new Date())
   const usages = keyUsage ? KEY_USAGE_NAMES.filter(([flag]) => (keyUsage.usages & flag) !== 0).map(([, name]) => name) : [];
   const problems: string[] = [];
 
-  if (uris.length !== 1) problems.push(`has ${uris.length} URI SANs; an SVID has exactly one`);
+  // A leaf SVID has exactly one URI SAN; a signing certificate SHOULD be an SVID but need not be.
+  if (kind === 'leaf' ? uris.length !== 1 : uris.length > 1) problems.push(`has ${uris.length} URI SANs; an SVID has exactly one`);
   let spiffeId: string | null = null;
   for (const uri of uris.slice(0, 1)) {
     try {

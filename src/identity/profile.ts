@@ -41,6 +41,8 @@ export async function createRootCertificate(params: CaCertificateParams): Promis
 export interface IssuerParams {
   issuerCert: x509.X509Certificate;
   issuerKey: CryptoKey;
+  /** The issuer key's signature algorithm; default ECDSA P-256 with SHA-256. */
+  issuerAlgorithm?: { name: string; hash: string };
 }
 
 /** An intermediate signing CA under an operator's root (Istio's plug-in `cacerts` model). */
@@ -56,7 +58,7 @@ export async function createIntermediateCertificate(
     notAfter: params.notAfter,
     publicKey: params.keys.publicKey,
     signingKey: params.issuerKey,
-    signingAlgorithm: SIGNING_ALGORITHM,
+    signingAlgorithm: params.issuerAlgorithm ?? SIGNING_ALGORITHM,
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),

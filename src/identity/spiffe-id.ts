@@ -36,8 +36,8 @@ export type SpiffeIdRule =
 export class SpiffeIdError extends TrellisError {
   readonly rule: SpiffeIdRule;
 
-  constructor(rule: SpiffeIdRule, input: string, message: string) {
-    super('TRELLIS_BAD_SPIFFE_ID', `invalid SPIFFE ID ${JSON.stringify(truncate(input))}: ${message}`, {
+  constructor(rule: SpiffeIdRule, input: string, message: string, what = 'SPIFFE ID') {
+    super('TRELLIS_BAD_SPIFFE_ID', `invalid ${what} ${JSON.stringify(truncate(input))}: ${message}`, {
       rule,
       exitCode: 2,
     });
@@ -127,7 +127,12 @@ export class SpiffeId {
 
 /** Validates a bare trust domain name (as given to `ca init --trust-domain`). */
 export function validateTrustDomain(trustDomain: string): string {
-  checkTrustDomain(trustDomain, trustDomain);
+  try {
+    checkTrustDomain(trustDomain, trustDomain);
+  } catch (err) {
+    if (err instanceof SpiffeIdError) throw new SpiffeIdError(err.rule, trustDomain, err.message.replace(/^invalid SPIFFE ID "[^"]*": /, ''), 'trust domain');
+    throw err;
+  }
   return trustDomain;
 }
 

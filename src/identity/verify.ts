@@ -217,7 +217,10 @@ function checkPath(path: Cert[], now: Date): { ok: true } | { ok: false; reason:
     if (now.getTime() > notAfter.getTime()) {
       return fail('expired', `${describe(cert)} expired at ${notAfter.toISOString()}`);
     }
-    for (const ext of cert.parsed.extensions) {
+    // The trust anchor is an input to path validation, not a link in it (RFC 5280 §6.1): its
+    // extensions are the operator's business. Every other certificate must be fully understood.
+    const isAnchor = index === path.length - 1;
+    for (const ext of isAnchor ? [] : cert.parsed.extensions) {
       if (ext.critical && !HANDLED_CRITICAL.has(ext.type)) {
         return fail('unhandled-critical-extension', `${describe(cert)} has critical extension ${ext.type}, which Trellis does not process`);
       }

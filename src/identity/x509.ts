@@ -26,24 +26,49 @@ export async function exportPrivateKeyPem(key: CryptoKey): Promise<string> {
   return x509.PemConverter.encode(pkcs8, 'PRIVATE KEY');
 }
 
-/** Imports a PEM private key (PKCS#8, SEC1 "EC PRIVATE KEY") as a P-256 signing key pair. */
-export async function importKeyPairPem(pem: string, what: string): Promise<CryptoKeyPair> {
+/** A signing key with the algorithm its signatures use. */
+export interface SigningKey {
+  keys: CryptoKeyPair;
+  /** WebCrypto algorithm for signing with this key (hash included). */
+  algorithm: { name: string; hash: string; namedCurve?: string };
+}
+
+/**
+ * Imports a PEM private key (PKCS#8, SEC1 "EC PRIVATE KEY" or PKCS#1 "RSA PRIVATE KEY"). The
+ * mesh's own keys are P-256; an operator's root may also be P-384 or RSA (≥ 2048 bits).
+ */
+export async function importSigningKeyPem(pem: string, what: string, allowed: 'p256' | 'operator' = 'p256'): Promise<SigningKey> {
   let pkcs8: Buffer;
   let spki: Buffer;
+  let algorithm: SigningKey['algorithm'];
   try {
     const nodeKey = createPrivateKey(pem);
+    const type = nodeKey.asymmetricKeyType;
     const details = nodeKey.asymmetricKeyDetails;
-    if (nodeKey.asymmetricKeyType !== 'ec' || details?.namedCurve !== 'prime256v1') {
-      throw new Error(`expected an ECDSA P-256 key, got ${nodeKey.asymmetricKeyType ?? 'unknown'} ${details?.namedCurve ?? ''}`.trim());
+    if (type === 'ec' && details?.namedCurve === 'prime256v1') {
+      algorithm = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+    } else if (allowed === 'operator' && type === 'ec' && details?.namedCurve === 'secp384r1') {
+      algorithm = { name: 'ECDSA', namedCurve: 'P-384', hash: 'SHA-384' };
+    } else if (allowed === 'operator' && type === 'rsa' && (details?.modulusLength ?? 0) >= 2048) {
+      algorithm = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
+    } else {
+      const accepted = allowed === 'p256' ? 'ECDSA P-256' : 'ECDSA P-256, ECDSA P-384 or RSA of at least 2048 bits';
+      throw new Error(`expected ${accepted}, got ${type ?? 'unknown'} ${details?.namedCurve ?? (details?.modulusLength ? `${details.modulusLength} bits` : '')}`.trim());
     }
     pkcs8 = nodeKey.export({ format: 'der', type: 'pkcs8' });
     spki = createPublicKey(nodeKey).export({ format: 'der', type: 'spki' });
   } catch (err) {
     throw new TrellisError('TRELLIS_BAD_KEY', `cannot read ${what}: ${(err as Error).message}`);
   }
-  const privateKey = await webcrypto.subtle.importKey('pkcs8', pkcs8, SIGNING_ALGORITHM, true, ['sign']);
-  const publicKey = await webcrypto.subtle.importKey('spki', spki, SIGNING_ALGORITHM, true, ['verify']);
-  return { privateKey, publicKey } as CryptoKeyPair;
+  const importAlgorithm = algorithm.name === 'ECDSA' ? { name: 'ECDSA', namedCurve: algorithm.namedCurve as string } : { name: algorithm.name, hash: algorithm.hash };
+  const privateKey = await webcrypto.subtle.importKey('pkcs8', pkcs8, importAlgorithm, true, ['sign']);
+  const publicKey = await webcrypto.subtle.importKey('spki', spki, importAlgorithm, true, ['verify']);
+  return { keys: { privateKey, publicKey } as CryptoKeyPair, algorithm };
+}
+
+/** Imports the mesh's own P-256 signing key. */
+export async function importKeyPairPem(pem: string, what: string): Promise<CryptoKeyPair> {
+  return (await importSigningKeyPem(pem, what, 'p256')).keys;
 }
 
 /** Splits a PEM bundle into its certificates (DER), refusing anything that is not a certificate. */

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -80,6 +80,37 @@ describe('trellis identity commands, as a user runs them', () => {
     assert.match(bad.stderr, /must not contain empty segments/);
     const missing = await runTrellis(['ca', 'revoke', '--dir', caDir]);
     assert.equal(missing.code, 2);
+    const duration = await runTrellis(['token', 'create', '--ca-dir', caDir, '--identity', 'spiffe://example.org/ns/a/sa/b', '--ttl', '10x']);
+    assert.equal(duration.code, 2);
+    assert.match(duration.stderr, /invalid duration "10x"/);
+    const noPath = await runTrellis(['token', 'create', '--ca-dir', caDir, '--identity', 'spiffe://example.org']);
+    assert.equal(noPath.code, 2);
+    const domain = await runTrellis(['ca', 'init', '--dir', join(dir, 'bad-domain'), '--trust-domain', 'Bad']);
+    assert.equal(domain.code, 2);
+    assert.match(domain.stderr, /invalid trust domain "Bad": the trust domain must be lowercase/);
+  });
+
+  it('leaves no directories behind when a command fails', async () => {
+    const typo = join(dir, 'typo');
+    const token = await runTrellis(['token', 'create', '--ca-dir', typo, '--identity', 'spiffe://example.org/ns/a/sa/b']);
+    assert.equal(token.code, 1);
+    assert.match(token.stderr, /no mesh CA in/);
+    assert.equal(existsSync(typo), false);
+    const badInit = await runTrellis(['ca', 'init', '--dir', join(dir, 'bad-init'), '--svid-ttl', '48h']);
+    assert.notEqual(badInit.code, 0);
+    assert.equal(existsSync(join(dir, 'bad-init')), false);
+  });
+
+  it('fails the bundle check of a revoked certificate when given the revocations', async () => {
+    const out = join(dir, 'revoked-inspect');
+    await issue('spiffe://example.org/ns/shop/sa/gone', out);
+    const serial = (JSON.parse((await runTrellis(['cert', 'inspect', join(out, 'cert.pem'), '-o', 'json'])).stdout) as { serial: string }).serial;
+    assert.equal((await runTrellis(['ca', 'revoke', '--dir', caDir, '--serial', serial])).code, 0);
+    const args = ['cert', 'inspect', join(out, 'cert.pem'), '--bundle', join(out, 'bundle.json')];
+    assert.equal((await runTrellis(args)).code, 0, 'without the revocations the chain itself is fine');
+    const checked = await runTrellis([...args, '--revocations', join(caDir, 'revocations.json')]);
+    assert.equal(checked.code, 1);
+    assert.match(checked.stdout, /revoked/);
   });
 
   it('revokes an identity and shows it', async () => {
@@ -105,6 +136,29 @@ describe('trellis identity commands, as a user runs them', () => {
     // A certificate from before the rotation still verifies against the new bundle.
     const old = await run('openssl', ['verify', '-CAfile', join(out, 'bundle.pem'), join(dir, 'web', 'cert.pem')]);
     assert.equal(old.code, 0, old.stderr);
+  });
+
+  it('runs as an intermediate under an RSA root made by openssl, and inspects that root cleanly', async () => {
+    const rootKey = join(dir, 'rsa-root.key');
+    const rootCert = join(dir, 'rsa-root.pem');
+    const made = await run('openssl', [
+      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', rootKey, '-out', rootCert, '-days', '30', '-subj', '/O=Operator/CN=RSA Root',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    ]);
+    assert.equal(made.code, 0, made.stderr);
+    const rsaDir = join(dir, 'rsa-ca');
+    const init = await runTrellis(['ca', 'init', '--dir', rsaDir, '--root-cert', rootCert, '--root-key', rootKey]);
+    assert.equal(init.code, 0, init.stderr);
+    const token = await runTrellis(['token', 'create', '--ca-dir', rsaDir, '--identity', 'spiffe://cluster.local/ns/a/sa/rsa']);
+    const out = join(dir, 'rsa-leaf');
+    assert.equal((await runTrellis(['cert', 'issue', '--ca-dir', rsaDir, '--token', token.stdout.trim(), '--out', out])).code, 0);
+    const verify = await run('openssl', ['verify', '-CAfile', rootCert, '-untrusted', join(out, 'cert.pem'), join(out, 'cert.pem')]);
+    assert.equal(verify.code, 0, verify.stderr);
+    const inspect = await runTrellis(['cert', 'inspect', rootCert]);
+    assert.equal(inspect.code, 0, inspect.stdout);
+    const rotate = await runTrellis(['ca', 'rotate', '--dir', rsaDir]);
+    assert.equal(rotate.code, 2, 'rotation must not silently leave the operator root');
+    assert.match(rotate.stderr, /--self-signed/);
   });
 
   it('runs as an intermediate under a root made by openssl', async () => {

@@ -12,7 +12,10 @@ export interface TestCa {
 
 const HOUR = 3_600_000;
 
-export async function makeRoot(name = 'Test Root', options: { trustDomain?: string; pathLength?: number; notBefore?: Date; notAfter?: Date } = {}): Promise<TestCa> {
+export async function makeRoot(
+  name = 'Test Root',
+  options: { trustDomain?: string; pathLength?: number; notBefore?: Date; notAfter?: Date; extraExtensions?: x509.Extension[] } = {},
+): Promise<TestCa> {
   const keys = await generateKeyPair();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(),
@@ -26,6 +29,7 @@ export async function makeRoot(name = 'Test Root', options: { trustDomain?: stri
       new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
       new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `spiffe://${options.trustDomain ?? 'cluster.local'}` }]),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      ...(options.extraExtensions ?? []),
     ],
   });
   return { cert, keys };

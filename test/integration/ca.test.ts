@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -8,7 +8,7 @@ import { SpiffeId } from '../../src/identity/spiffe-id.js';
 import { verifySvid } from '../../src/identity/verify.js';
 import { createKeyAndCsr } from '../../src/identity/workload-key.js';
 import { exportPrivateKeyPem, generateKeyPair, parseCertificatesPem, SIGNING_ALGORITHM, x509 } from '../../src/identity/x509.js';
-import { makeRoot } from '../helpers/pki.js';
+import { makeIntermediate, makeRoot } from '../helpers/pki.js';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -91,6 +91,31 @@ describe('mesh CA: init', () => {
     for (const file of readdirSync(dir)) {
       if (statSync(join(dir, file)).isFile()) assert.ok(!readFileSync(join(dir, file), 'utf8').includes(keyBody), `${file} contains the operator root key`);
     }
+  });
+
+  it('accepts an operator CA that is not self-signed when its chain follows it, and sends a complete chain', async () => {
+    const top = await makeRoot('Corporate Root');
+    const issuing = await makeIntermediate(top, 'Corporate Issuing CA', { pathLength: 1 });
+    const { ca } = await newCa({
+      rootCertPem: issuing.cert.toString('pem') + '\n' + top.cert.toString('pem'),
+      rootKeyPem: await exportPrivateKeyPem(issuing.keys.privateKey),
+    });
+    const { issued } = await issueWithToken(ca, WEB);
+    const chain = parseCertificatesPem(issued.chainPem, 'chain');
+    assert.equal(chain.length, 3, 'leaf + Trellis intermediate + corporate issuing CA');
+    assert.equal(issued.bundle.roots[0]?.subject, top.cert.subject, 'the trust anchor is the self-signed top');
+    assert.ok(verifySvid(chain, issued.bundle).ok);
+  });
+
+  it('refuses an operator CA that is not self-signed without its chain', async () => {
+    const top = await makeRoot('Corporate Root');
+    const issuing = await makeIntermediate(top, 'Corporate Issuing CA');
+    const dir = join(tempDir(), 'ca');
+    await assert.rejects(
+      MeshCA.init(dir, { rootCertPem: issuing.cert.toString('pem'), rootKeyPem: await exportPrivateKeyPem(issuing.keys.privateKey) }),
+      /not self-signed: append its issuers/,
+    );
+    assert.equal(existsSync(dir), false, 'a failed init leaves no directory behind');
   });
 
   it('refuses an operator root whose key does not match', async () => {
@@ -190,6 +215,13 @@ describe('mesh CA: issuing with join tokens', () => {
     await assertRefused(issueWithToken(ca, WEB, { ttlMs: 25 * HOUR }), 'bad-ttl');
   });
 
+  it('refuses to sign once the CA itself has expired', async () => {
+    const { ca, clock } = await newCa({ caTtlMs: 2 * HOUR });
+    clock.t += 3 * HOUR;
+    const { csrPem } = await createKeyAndCsr(WEB);
+    await assert.rejects(ca.signCsr(csrPem, { kind: 'authenticated', id: WEB }), (err: unknown) => (err as { code?: string }).code === 'TRELLIS_CA_EXPIRED');
+  });
+
   it('renews for an identity proven by its current SVID', async () => {
     const { ca } = await newCa();
     const { csrPem } = await createKeyAndCsr(WEB);
@@ -281,6 +313,22 @@ describe('mesh CA: root rotation', () => {
     const { ca } = await newCa();
     await ca.rotate({ graceMs: HOUR });
     await assert.rejects(ca.rotate(), /already pending/);
+  });
+
+  it('does not silently leave an operator root', async () => {
+    const operatorRoot = await makeRoot('Operator Root');
+    const { ca } = await newCa({ rootCertPem: operatorRoot.cert.toString('pem'), rootKeyPem: await exportPrivateKeyPem(operatorRoot.keys.privateKey) });
+    await assert.rejects(ca.rotate(), /signs under an operator root/);
+    const status = await ca.rotate({ selfSigned: true, graceMs: 0 });
+    assert.equal(status.mode, 'self-signed');
+  });
+
+  it('waits, by default, for the longest-lived current SVID to renew before the new root signs', async () => {
+    const { ca, clock } = await newCa();
+    await issueWithToken(ca, WEB, { ttlMs: 6 * HOUR });
+    const status = await ca.rotate();
+    const activation = Date.parse(status.pendingRotation?.activateAt ?? '');
+    assert.ok(activation - clock.t >= 6 * HOUR, `activates ${(activation - clock.t) / HOUR}h from now`);
   });
 
   it('rotates onto an operator root (intermediate mode)', async () => {

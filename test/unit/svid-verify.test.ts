@@ -173,6 +173,12 @@ describe('verifySvid', () => {
     expectFailure(verifySvid([cert], bundle), 'unhandled-critical-extension');
   });
 
+  it('leaves a trust anchor’s own critical extensions to the operator', async () => {
+    const constrained = await makeRoot('Constrained Root', { extraExtensions: [new x509.Extension('2.5.29.30', true, new Uint8Array([0x30, 0x00]))] });
+    const { cert } = await makeLeaf(constrained);
+    assert.equal(verifySvid([cert], bundleOf('cluster.local', constrained)).ok, true);
+  });
+
   it('checks the extended key usage for the TLS role', async () => {
     const { cert } = await makeLeaf(root, { eku: [x509.ExtendedKeyUsage.clientAuth] });
     assert.equal(verifySvid([cert], bundle, RevocationList.EMPTY, { purpose: 'client' }).ok, true);

@@ -14,7 +14,7 @@ export function registerCa(program: Command): void {
     .description('create a mesh CA: a self-signed root, or an intermediate under your own root')
     .requiredOption('--dir <dir>', 'directory for the CA state (created, mode 0700)')
     .option('--trust-domain <name>', 'SPIFFE trust domain', 'cluster.local')
-    .option('--root-cert <file>', "your root CA certificate (PEM): Trellis creates an intermediate under it")
+    .option('--root-cert <file>', 'your CA certificate (PEM, followed by its chain up to the self-signed root): Trellis creates an intermediate under it')
     .option('--root-key <file>', 'the private key of --root-cert (PEM); it is not stored')
     .option('--ca-ttl <duration>', 'lifetime of the signing CA (default 87600h self-signed, 8760h intermediate)')
     .option('--svid-ttl <duration>', 'default lifetime of workload certificates', '1h')
@@ -46,15 +46,20 @@ export function registerCa(program: Command): void {
   ca.command('rotate')
     .description('rotate the root: the new root joins the bundle now and signs after the grace period')
     .requiredOption('--dir <dir>', 'CA directory')
-    .option('--grace <duration>', 'time for every workload to learn the new root before it signs (default: the SVID lifetime)')
-    .option('--root-cert <file>', 'a new operator root (PEM): the new signing CA is an intermediate under it')
+    .option('--grace <duration>', 'time for every workload to learn the new root before it signs (default: the longest lifetime among unexpired SVIDs, at least the default SVID lifetime)')
+    .option('--root-cert <file>', 'an operator root (PEM, followed by its chain if it is not self-signed): the new signing CA is an intermediate under it')
     .option('--root-key <file>', 'the private key of --root-cert')
+    .option('--self-signed', 'move a CA that runs under an operator root to a new self-signed root')
+    .option('--ca-ttl <duration>', 'lifetime of the new signing CA (default 87600h self-signed, 8760h intermediate)')
     .option('-o, --output <format>', 'text or json', 'text')
-    .action(async (opts: { dir: string; grace?: string; rootCert?: string; rootKey?: string; output: string }) => {
+    .action(async (opts: { dir: string; grace?: string; rootCert?: string; rootKey?: string; selfSigned?: boolean; caTtl?: string; output: string }) => {
       const format = parseOutputFormat(opts.output);
       if ((opts.rootCert === undefined) !== (opts.rootKey === undefined)) throw usageError('--root-cert and --root-key go together');
+      if (opts.selfSigned && opts.rootCert) throw usageError('--self-signed and --root-cert exclude each other');
       const status = await MeshCA.open(opts.dir).rotate({
         ...(opts.grace ? { graceMs: parseDuration(opts.grace) } : {}),
+        ...(opts.selfSigned ? { selfSigned: true } : {}),
+        ...(opts.caTtl ? { caTtlMs: parseDuration(opts.caTtl) } : {}),
         ...(opts.rootCert ? { rootCertPem: readFileSync(opts.rootCert, 'utf8') } : {}),
         ...(opts.rootKey ? { rootKeyPem: readFileSync(opts.rootKey, 'utf8') } : {}),
         actor: operator(),
@@ -74,6 +79,7 @@ export function registerCa(program: Command): void {
       if ((opts.serial === undefined) === (opts.identity === undefined)) throw usageError('give exactly one of --serial or --identity');
       if (opts.lift && !opts.identity) throw usageError('--lift goes with --identity');
       const meshCa = MeshCA.open(opts.dir);
+      const before = (await meshCa.revocations()).sequence;
       const list = opts.serial
         ? await meshCa.revokeSerial(opts.serial, operator())
         : opts.lift
@@ -81,7 +87,9 @@ export function registerCa(program: Command): void {
           : await meshCa.revokeIdentity(SpiffeId.parse(opts.identity as string), operator());
       if (format === 'json') return printJson(list.toJson());
       const what = opts.serial ? `certificate ${opts.serial}` : opts.identity;
-      printLine(`${opts.lift ? 'Lifted the revocation of' : 'Revoked'} ${what}. Revocation list version ${list.sequence}: ${list.toJson().serials.length} certificate(s), ${list.toJson().identities.length} identity(ies).`);
+      const changed = list.sequence !== before;
+      const verb = opts.lift ? (changed ? 'Lifted the revocation of' : 'Nothing to lift: no revocation blocks') : changed ? 'Revoked' : 'Already revoked:';
+      printLine(`${verb} ${what}. Revocation list version ${list.sequence}: ${list.toJson().serials.length} certificate(s), ${list.toJson().identities.length} identity(ies).`);
     });
 }
 

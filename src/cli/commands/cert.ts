@@ -3,13 +3,14 @@ import type { Command } from 'commander';
 import { parseDuration } from '../../api/duration.js';
 import { TrustBundle } from '../../identity/bundle.js';
 import { MeshCA } from '../../identity/ca.js';
+import { type RevocationFile, revocationListOf } from '../../identity/ca-state.js';
 import { type CertificateReport, inspectCertificate } from '../../identity/inspect.js';
 import { SpiffeId } from '../../identity/spiffe-id.js';
 import { SVID_FILES, writeSvidFiles } from '../../identity/svid.js';
 import { describeVerification, verifySvid } from '../../identity/verify.js';
 import { createKeyAndCsr } from '../../identity/workload-key.js';
 import { parseCertificatesPem } from '../../identity/x509.js';
-import { parseOutputFormat, printJson, printLine } from '../output.js';
+import { parseOutputFormat, printJson, printLine, usageError } from '../output.js';
 
 /** `trellis cert issue|inspect`: workload certificates. */
 export function registerCert(program: Command): void {
@@ -44,18 +45,21 @@ export function registerCert(program: Command): void {
     .description('show a certificate: identity, serial, validity, issuer, and any X509-SVID rule it breaks')
     .argument('<file>', 'PEM file (the first certificate is inspected, the rest are its chain)')
     .option('--bundle <file>', 'also verify the chain against this trust bundle (bundle.json or PEM)')
-    .option('--trust-domain <name>', 'trust domain of a PEM bundle (default: the certificate’s own)')
+    .option('--revocations <file>', "with --bundle: the CA's revocations.json, so revoked certificates fail")
+    .option('--trust-domain <name>', 'trust domain the bundle belongs to (default: the certificate’s own)')
     .option('-o, --output <format>', 'text or json', 'text')
-    .action((file: string, opts: { bundle?: string; trustDomain?: string; output: string }) => {
+    .action((file: string, opts: { bundle?: string; revocations?: string; trustDomain?: string; output: string }) => {
       const format = parseOutputFormat(opts.output);
       const chain = parseCertificatesPem(readFileSync(file, 'utf8'), file);
       const report = inspectCertificate(chain[0]!);
+      if (opts.revocations && !opts.bundle) throw usageError('--revocations needs --bundle');
       let verification: { valid: boolean; identity?: string; reason?: string; message?: string } | undefined;
       if (opts.bundle) {
         const text = readFileSync(opts.bundle, 'utf8');
         const trustDomain = opts.trustDomain ?? (report.spiffeId ? SpiffeId.parse(report.spiffeId).trustDomain : 'cluster.local');
         const bundle = text.trimStart().startsWith('{') ? TrustBundle.fromSpiffeJson(trustDomain, text) : TrustBundle.fromPem(trustDomain, text);
-        const result = verifySvid(chain, bundle);
+        const revocations = opts.revocations ? revocationListOf(JSON.parse(readFileSync(opts.revocations, 'utf8')) as RevocationFile) : undefined;
+        const result = verifySvid(chain, bundle, revocations);
         verification = result.ok ? { valid: true, identity: result.id.toString() } : { valid: false, reason: result.reason, message: result.message };
         if (format === 'text') printReport(report, describeVerification(result));
       } else if (format === 'text') {

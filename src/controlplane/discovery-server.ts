@@ -188,7 +188,7 @@ export class DiscoveryServer {
     const { connection } = stream;
     const workload = this.registry === undefined ? undefined : findWorkload(this.registry, connection.workload);
     if (workload === undefined || this.config === undefined || this.registry === undefined) {
-      this.close(stream, statusError(GrpcStatus.NOT_FOUND, 'TRELLIS_DISCOVERY_UNKNOWN_WORKLOAD', `WorkloadEntry ${connection.workload} was removed from the config`));
+      this.close(stream, statusError(GrpcStatus.NOT_FOUND, 'TRELLIS_UNKNOWN_WORKLOAD', `WorkloadEntry ${connection.workload} was removed from the config`));
       return;
     }
     if (workload.identity !== connection.identity) {
@@ -271,7 +271,7 @@ export class DiscoveryServer {
     }
     const workload = this.registry === undefined ? undefined : findWorkload(this.registry, node.workload);
     if (workload === undefined) {
-      return refuse(GrpcStatus.NOT_FOUND, 'TRELLIS_DISCOVERY_UNKNOWN_WORKLOAD', `no WorkloadEntry ${node.workload} in the config: check the name and namespace, or add the WorkloadEntry`);
+      return refuse(GrpcStatus.NOT_FOUND, 'TRELLIS_UNKNOWN_WORKLOAD', `no WorkloadEntry ${node.workload} in the config: check the name and namespace, or add the WorkloadEntry`);
     }
     if (workload.identity !== auth.id.toString()) {
       return refuse(GrpcStatus.PERMISSION_DENIED, 'TRELLIS_DISCOVERY_IDENTITY', `SVID ${auth.id.toString()} may not serve WorkloadEntry ${node.workload}, which runs as ${workload.identity}`);

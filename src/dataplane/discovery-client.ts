@@ -93,6 +93,9 @@ export interface DiscoveryClientEvents {
   warning: [error: Error];
 }
 
+/** Starts every message of a failed server check; gRPC reports the handshake error only as text. */
+const CONTROL_PLANE_CHECK = 'control plane identity check failed';
+
 /** SNI sent to the control plane (an IP address is not a valid server name). */
 const SERVER_NAME = 'trellis-controlplane';
 
@@ -413,9 +416,9 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
   /** The server must hold the control plane's SVID under the current bundle and revocations. */
   private checkControlPlane(cert: PeerCertificate): Error | undefined {
     const result = verifySvid(peerChain(cert), this.bundle, this.revocations, { purpose: 'server' });
-    if (!result.ok) return new TrellisError('TRELLIS_CONTROL_PLANE_IDENTITY', `control plane certificate rejected: ${result.reason}: ${result.message}`);
+    if (!result.ok) return new TrellisError('TRELLIS_CONTROL_PLANE_IDENTITY', `${CONTROL_PLANE_CHECK}: its certificate is rejected: ${result.reason}: ${result.message}`);
     if (result.id.toString() !== this.controlPlane) {
-      return new TrellisError('TRELLIS_CONTROL_PLANE_IDENTITY', `the server at ${this.options.address} is ${result.id.toString()}, not the control plane ${this.controlPlane}`);
+      return new TrellisError('TRELLIS_CONTROL_PLANE_IDENTITY', `${CONTROL_PLANE_CHECK}: the server at ${this.options.address} is ${result.id.toString()}, not ${this.controlPlane}`);
     }
     return undefined;
   }
@@ -452,7 +455,14 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
 /** A gRPC error as a TrellisError carrying the server's code (or a transport code). */
 export function toTrellisError(err: ServiceError): TrellisError {
   const code = err.metadata?.get(ERROR_CODE_METADATA_KEY)[0];
-  const trellisCode = typeof code === 'string' ? code : err.code === GrpcStatus.UNAVAILABLE || err.code === GrpcStatus.DEADLINE_EXCEEDED ? 'TRELLIS_DISCOVERY_UNAVAILABLE' : 'TRELLIS_DISCOVERY_ERROR';
+  const trellisCode =
+    typeof code === 'string'
+      ? code
+      : (err.details ?? '').includes(CONTROL_PLANE_CHECK)
+        ? 'TRELLIS_CONTROL_PLANE_IDENTITY'
+        : err.code === GrpcStatus.UNAVAILABLE || err.code === GrpcStatus.DEADLINE_EXCEEDED
+          ? 'TRELLIS_DISCOVERY_UNAVAILABLE'
+          : 'TRELLIS_DISCOVERY_ERROR';
   return new TrellisError(trellisCode, err.details || err.message, { grpcStatus: err.code });
 }
 

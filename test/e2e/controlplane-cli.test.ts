@@ -78,7 +78,7 @@ describe('trellis controlplane, status and proxy-status, as a user runs them', (
 
     const text = await runTrellis(['proxy-status', '--admin', admin]);
     assert.equal(text.code, 0, text.stderr);
-    assert.match(text.stdout, /^WORKLOAD\s+IDENTITY\s+WORKLOAD\s+INBOUND\s+OUTBOUND\s+TRUST\s+CONNECTED SINCE/m);
+    assert.match(text.stdout, /^NAME\s+IDENTITY\s+WORKLOAD\s+INBOUND\s+OUTBOUND\s+TRUST\s+CONNECTED SINCE/m);
     assert.match(text.stdout, new RegExp(`shop/web\\s+spiffe://${TRUST_DOMAIN}/ns/shop/sa/web\\s+SYNCED ${client.versions.workload ?? ''}`));
   });
 

@@ -114,6 +114,16 @@ describe('discovery over mTLS', () => {
     assert.ok((await syncz(mesh)).every((p) => p.workload !== 'shop/db'));
   });
 
+  it('does not talk to a server that lacks the control plane identity, not even to bootstrap', async () => {
+    const token = await mesh.token('web');
+    const wary = mesh.client('shop/web', { joinToken: token, controlPlaneIdentity: `spiffe://${TRUST_DOMAIN}/ns/istio-system/sa/someone-else` });
+    await assert.rejects(wary.start(), (err: unknown) => isTrellisError(err, 'TRELLIS_CONTROL_PLANE_IDENTITY') && /is spiffe:\/\/example\.org\/ns\/istio-system\/sa\/trellis-controlplane, not spiffe:\/\/example\.org\/ns\/istio-system\/sa\/someone-else/.test(err.message));
+    // The token never reached the server: it still works.
+    const proper = mesh.client('shop/web', { joinToken: token });
+    await proper.start();
+    proper.stop();
+  });
+
   it('gives callers without an SVID nothing but the bootstrap calls', async () => {
     const bundlePem = readFileSync(mesh.cp.bundleFile);
     const client = new Client(mesh.cp.discoveryAddress, ChannelCredentials.createSsl(bundlePem, null, null, { checkServerIdentity: () => undefined }), { 'grpc.ssl_target_name_override': 'trellis-controlplane' });

@@ -43,7 +43,7 @@ export function registerStatus(program: Command): void {
       const { proxies } = await getJson<{ proxies: ProxySyncStatus[] }>(opts.admin, '/debug/syncz');
       if (format === 'json') return printJson({ proxies });
       if (proxies.length === 0) return printLine('No proxies connected.');
-      const header = ['WORKLOAD', 'IDENTITY', ...RESOURCE_TYPES.map((t) => t.toUpperCase()), 'CONNECTED SINCE'];
+      const header = ['NAME', 'IDENTITY', ...RESOURCE_TYPES.map((t) => t.toUpperCase()), 'CONNECTED SINCE'];
       const rows = proxies.map((p) => [p.workload, p.identity, ...RESOURCE_TYPES.map((t) => cell(p.types[t])), p.connectedAt]);
       printTable([header, ...rows]);
       const nacks = proxies.flatMap((p) => RESOURCE_TYPES.flatMap((t) => {

@@ -108,11 +108,12 @@ export function captureLogger(lines: Array<Record<string, unknown>>): Logger {
   return pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
 }
 
-export async function startTestMesh(yaml = meshYaml()): Promise<TestMesh> {
+export async function startTestMesh(yaml = meshYaml(), options: { beforeStart?: (stateDir: string) => Promise<void> } = {}): Promise<TestMesh> {
   const dir = mkdtempSync(join(tmpdir(), 'trellis-cp-'));
   const configDir = join(dir, 'config');
   const stateDir = join(dir, 'state');
   mkdirSync(configDir);
+  await options.beforeStart?.(stateDir);
   writeFileSync(join(configDir, 'mesh.yaml'), yaml);
   const logs: Array<Record<string, unknown>> = [];
   const clients: DiscoveryClient[] = [];

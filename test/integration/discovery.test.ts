@@ -17,7 +17,9 @@ import { MeshCA } from '../../src/identity/ca.js';
 import { SpiffeId } from '../../src/identity/spiffe-id.js';
 import { CERTIFICATE_METHODS, DISCOVERY_METHODS, type DiscoveryResponse } from '../../src/mesh/discovery-protocol.js';
 import type { ResourceType } from '../../src/mesh/snapshot.js';
+import { makeRoot } from '../helpers/pki.js';
 import { meshYaml, startTestMesh, type TestMesh, TRUST_DOMAIN, until } from '../helpers/mesh.js';
+import { exportPrivateKeyPem } from '../../src/identity/x509.js';
 
 const WEB = `spiffe://${TRUST_DOMAIN}/ns/shop/sa/web`;
 const DB = `spiffe://${TRUST_DOMAIN}/ns/shop/sa/db`;
@@ -280,5 +282,28 @@ describe('discovery over mTLS', () => {
     await until(async () => synced((await syncz(mesh)).find((p) => p.workload === 'shop/web')), 5_000, 'web SYNCED on the new control plane');
     assert.deepEqual(web.pushes, [], 'the proxy was up to date: nothing re-applied');
     assert.deepEqual(web.client.versions, versions);
+  });
+});
+
+describe('discovery under an operator root (the mesh CA is an intermediate)', () => {
+  it('bootstraps, streams and renews: both sides build the path through the intermediate', async () => {
+    const mesh = await startTestMesh(meshYaml(), {
+      beforeStart: async (stateDir) => {
+        const root = await makeRoot('Operator Root', { trustDomain: TRUST_DOMAIN, pathLength: 1 });
+        await MeshCA.init(join(stateDir, 'ca'), { trustDomain: TRUST_DOMAIN, rootCertPem: root.cert.toString('pem'), rootKeyPem: await exportPrivateKeyPem(root.keys.privateKey), audit: () => undefined });
+      },
+    });
+    try {
+      const client = mesh.client('shop/web', { joinToken: await mesh.token('web') });
+      const svid = await client.start();
+      assert.equal(svid.chainPem.match(/BEGIN CERTIFICATE/g)?.length, 2, 'leaf + intermediate');
+      await client.waitForSnapshot();
+      const renewed = once(client, 'svid');
+      await client.renewNow();
+      await renewed;
+      await until(async () => synced((await syncz(mesh)).find((p) => p.workload === 'shop/web')), 5_000, 'web SYNCED');
+    } finally {
+      await mesh.close();
+    }
   });
 });

@@ -22,7 +22,7 @@ import { CONTROL_PLANE_SERVICE_ACCOUNT, DEFAULT_DISCOVERY_PORT } from '../mesh/d
 import type { InboundPolicySelector } from '../mesh/inbound-policy.js';
 import { AdminServer } from './admin-server.js';
 import { CaWatcher } from './ca-watcher.js';
-import type { ConfigStoreStatus } from './config-store.js';
+import type { ConfigState, ConfigStoreStatus } from './config-store.js';
 import { DiscoveryServer } from './discovery-server.js';
 import { FileConfigStore } from './file-store.js';
 import type { ProxySyncStatus } from './proxy-connection.js';
@@ -115,7 +115,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     dir: configDir,
     stateDir,
     logger,
-    validate: (config) => (pinned ? checkPinnedSettings(config, pinned, configDir) : []),
+    validate: (config) => (pinned ? checkPinnedSettings(config, pinned.trustDomain, pinned.rootNamespace, configDir) : []),
     ...(options.configDebounceMs === undefined ? {} : { debounceMs: options.configDebounceMs }),
     ...(options.configRescanIntervalMs === undefined ? {} : { rescanIntervalMs: options.configRescanIntervalMs }),
   });
@@ -130,12 +130,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     cleanup.push(() => store.stop());
     const ca = await openOrCreateCa(caDir, store.current()?.config, options.trustDomain, store.errors().length > 0);
     const trustDomain = await ca.trustDomain();
-    const rootNamespace = store.current()?.config.mesh.rootNamespace ?? 'istio-system';
+    // With no valid config yet, keep the root namespace of the last run rather than assume the default.
+    const rootNamespace = store.current()?.config.mesh.rootNamespace ?? previousRootNamespace(stateDir) ?? 'istio-system';
     const configured = store.current()?.config.mesh.trustDomain;
     if (configured !== undefined && store.current()?.config.meshConfig?.spec.trustDomain !== undefined && configured !== trustDomain) {
       throw new TrellisError('TRELLIS_TRUST_DOMAIN_MISMATCH', `MeshConfig says trustDomain "${configured}" but the CA in ${caDir} is for "${trustDomain}": fix the MeshConfig, or use another --state directory`, { exitCode: 2 });
     }
     pinned = { trustDomain, rootNamespace };
+    const pin = pinned;
+    // Without an explicit MeshConfig trustDomain the CA's is the mesh's (e.g. from --trust-domain).
+    const effective = (state: ConfigState): ConfigState => (state.config.mesh.trustDomain === pin.trustDomain ? state : { ...state, config: { ...state.config, mesh: { ...state.config.mesh, trustDomain: pin.trustDomain } } });
     const identity = SpiffeId.forServiceAccount(trustDomain, rootNamespace, CONTROL_PLANE_SERVICE_ACCOUNT);
 
     // Set once the server runs; the CA watcher and SVID rotator start before it.
@@ -166,6 +170,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     });
     rotator.on('renewalFailed', (error, attempt, retryInMs) => logger.error({ event: 'controlplane.svid-renewal-failed', err: error.message, attempt, retryInMs }, 'renewing the control plane SVID failed'));
 
+    const initial = store.current();
     const server = await DiscoveryServer.start(
       {
         ca,
@@ -177,11 +182,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         ...(options.pushDebounceMs === undefined ? {} : { debounceMs: options.pushDebounceMs }),
         ...(options.selectPolicy === undefined ? {} : { selectPolicy: options.selectPolicy }),
       },
-      store.current(),
+      initial === undefined ? undefined : effective(initial),
     );
     late.discovery = server;
     cleanup.push(() => server.stop());
-    const unsubscribe = store.onChange((state) => server.setConfig(state));
+    const unsubscribe = store.onChange((state) => server.setConfig(effective(state)));
     cleanup.push(unsubscribe);
 
     const discoveryAddress = `${host.includes(':') ? `[${host}]` : host}:${server.port}`;
@@ -248,6 +253,14 @@ export function readControlPlaneRecord(stateDir: string): ControlPlaneRecord {
   }
 }
 
+function previousRootNamespace(stateDir: string): string | undefined {
+  try {
+    return readControlPlaneRecord(stateDir).rootNamespace;
+  } catch {
+    return undefined;
+  }
+}
+
 async function openOrCreateCa(caDir: string, config: ConfigSet | undefined, flagTrustDomain: string | undefined, configInvalid: boolean): Promise<MeshCA> {
   if (readFileIfExists(join(caDir, CA_FILES.state)) !== undefined) {
     const ca = MeshCA.open(caDir);
@@ -268,21 +281,23 @@ async function openOrCreateCa(caDir: string, config: ConfigSet | undefined, flag
   return MeshCA.init(caDir, { trustDomain: fromConfig ?? flagTrustDomain ?? DEFAULT_TRUST_DOMAIN, actor: 'controlplane' });
 }
 
-function checkPinnedSettings(config: ConfigSet, pinned: { trustDomain: string; rootNamespace: string }, configDir: string): ConfigDiagnostic[] {
-  const problems: ConfigDiagnostic[] = [];
+/** A config may not move the mesh to another trust domain or root namespace while it runs. */
+function checkPinnedSettings(config: ConfigSet, trustDomain: string, rootNamespace: string, configDir: string): ConfigDiagnostic[] {
   const source = config.meshConfig?.source ?? { file: configDir, line: 1, column: 1 };
   const resource = config.meshConfig ? `MeshConfig ${config.meshConfig.metadata.name}` : undefined;
-  for (const field of ['trustDomain', 'rootNamespace'] as const) {
-    if (config.mesh[field] !== pinned[field]) {
-      problems.push({
-        severity: 'error',
-        code: 'TRELLIS_CONFIG_INVALID_VALUE',
-        ...source,
-        ...(resource ? { resource } : {}),
-        path: `spec.${field}`,
-        message: `${field} "${config.mesh[field]}" differs from "${pinned[field]}", which the running control plane and every SVID use: changing it needs a new mesh (CA) and a restart`,
-      });
-    }
-  }
-  return problems;
+  const checks = [
+    // An absent trustDomain means the CA's.
+    { field: 'trustDomain', value: config.meshConfig?.spec.trustDomain ?? trustDomain, pinned: trustDomain },
+    { field: 'rootNamespace', value: config.mesh.rootNamespace, pinned: rootNamespace },
+  ];
+  return checks
+    .filter((check) => check.value !== check.pinned)
+    .map((check) => ({
+      severity: 'error' as const,
+      code: 'TRELLIS_CONFIG_INVALID_VALUE' as const,
+      ...source,
+      ...(resource ? { resource } : {}),
+      path: `spec.${check.field}`,
+      message: `${check.field} "${check.value}" differs from "${check.pinned}", which the running control plane and every SVID use: changing it needs a new mesh (CA) and a restart`,
+    }));
 }

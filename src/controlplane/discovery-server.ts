@@ -251,7 +251,7 @@ export class DiscoveryServer {
     });
     call.on('end', () => {
       cleanup();
-      call.end();
+      if (!call.writableEnded && !call.destroyed) call.end();
     });
     call.on('cancelled', cleanup);
     call.on('close', cleanup);

@@ -301,7 +301,12 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
       this.emit('connected', { address: this.options.address, controlPlane: this.controlPlane });
     });
     call.on('data', (response: DiscoveryResponse) => {
-      this.applying = this.applying.then(() => this.onResponse(call, response));
+      this.applying = this.applying
+        .then(() => this.onResponse(call, response))
+        // One failed response must not stall the ones after it.
+        .catch((err: unknown) => {
+          this.emit('warning', err instanceof Error ? err : new Error(errorMessage(err)));
+        });
     });
     call.on('error', (err: ServiceError) => this.onStreamEnd(call, err));
     call.on('end', () => this.onStreamEnd(call, undefined));

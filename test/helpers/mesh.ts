@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { type ControlPlane, startControlPlane } from '../../src/controlplane/controlplane.js';
+import { type ControlPlane, type ControlPlaneOptions, startControlPlane } from '../../src/controlplane/controlplane.js';
 import { type ApplyResource, DiscoveryClient, type DiscoveryClientOptions } from '../../src/dataplane/discovery-client.js';
 import { SpiffeId } from '../../src/identity/spiffe-id.js';
 
@@ -108,7 +108,10 @@ export function captureLogger(lines: Array<Record<string, unknown>>): Logger {
   return pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
 }
 
-export async function startTestMesh(yaml = meshYaml(), options: { beforeStart?: (stateDir: string) => Promise<void> } = {}): Promise<TestMesh> {
+export async function startTestMesh(
+  yaml = meshYaml(),
+  options: { beforeStart?: (stateDir: string) => Promise<void>; controlPlane?: Partial<ControlPlaneOptions> } = {},
+): Promise<TestMesh> {
   const dir = mkdtempSync(join(tmpdir(), 'trellis-cp-'));
   const configDir = join(dir, 'config');
   const stateDir = join(dir, 'state');
@@ -129,6 +132,7 @@ export async function startTestMesh(yaml = meshYaml(), options: { beforeStart?: 
       configRescanIntervalMs: 60_000,
       pushDebounceMs: 50,
       caPollIntervalMs: 200,
+      ...options.controlPlane,
     });
   const mesh: TestMesh = {
     dir,

@@ -307,3 +307,23 @@ describe('discovery under an operator root (the mesh CA is an intermediate)', ()
     }
   });
 });
+
+describe('a mesh whose MeshConfig names no trust domain', () => {
+  it("uses the CA's trust domain (--trust-domain) for identities, and accepts later edits", async () => {
+    const withoutTrustDomain = meshYaml().replace(`spec:\n  trustDomain: ${TRUST_DOMAIN}\n`, 'spec:\n  defaultAuthorization: ALLOW\n');
+    assert.ok(!withoutTrustDomain.includes(`trustDomain: ${TRUST_DOMAIN}`));
+    const mesh = await startTestMesh(withoutTrustDomain, { controlPlane: { trustDomain: TRUST_DOMAIN } });
+    try {
+      assert.equal(mesh.cp.trustDomain, TRUST_DOMAIN);
+      const client = mesh.client('shop/web', { joinToken: await mesh.token('web') });
+      await client.start();
+      const snapshot = await client.waitForSnapshot();
+      assert.equal(snapshot.workload.identity, WEB);
+      mesh.writeConfig(withoutTrustDomain.replace('tcp-db: 15432', 'tcp-db: 15499'));
+      await until(() => client.snapshot?.outbound.services.some((s) => s.endpoints[0]?.ports['tcp-db'] === 15499) === true, 5_000, 'the edit');
+      assert.deepEqual(mesh.cp.status().config.errors, []);
+    } finally {
+      await mesh.close();
+    }
+  });
+});

@@ -7,7 +7,7 @@ import { loadConfigPaths } from '../../api/loader.js';
 import { readControlPlaneRecord } from '../../controlplane/controlplane.js';
 import { MeshCA } from '../../identity/ca.js';
 import { SpiffeId } from '../../identity/spiffe-id.js';
-import { findWorkload, buildRegistry } from '../../mesh/registry.js';
+import { buildRegistry, findWorkload, workloadIdentity } from '../../mesh/registry.js';
 import { parseOutputFormat, printJson, printLine, usageError } from '../output.js';
 import { operator } from './ca.js';
 
@@ -53,5 +53,7 @@ async function resolveTarget(opts: { caDir?: string; identity?: string; state?: 
   if (workload === undefined) {
     throw new TrellisError('TRELLIS_UNKNOWN_WORKLOAD', `no WorkloadEntry ${opts.workload} in ${record.configDir}: check the namespace and name`, { exitCode: 2 });
   }
-  return { caDir: join(opts.state, 'ca'), id: SpiffeId.parse(workload.identity) };
+  // The CA's trust domain (recorded by the control plane) is the mesh's when the MeshConfig names none.
+  const trustDomain = loaded.config.meshConfig?.spec.trustDomain ?? record.trustDomain;
+  return { caDir: join(opts.state, 'ca'), id: SpiffeId.parse(workloadIdentity(trustDomain, workload.namespace, workload.serviceAccount)) };
 }

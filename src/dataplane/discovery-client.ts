@@ -8,6 +8,10 @@
  *   discovery   Discovery.Stream over mTLS: subscribe to the four resource types, hand each
  *               pushed resource to `apply`, ACK what applied and NACK what did not
  *
+ * Use: `await client.start()`, or `await client.bootstrap()` (SVID only), build the proxy
+ * around the SVID, then `client.connect()`. Events: 'svid', 'connected', 'disconnected',
+ * 'snapshot', 'nack', 'warning'.
+ *
  * Every connection checks that the server holds the control plane's identity
  * (spiffe://<td>/ns/<root namespace>/sa/trellis-controlplane) under the current bundle and
  * revocations. When the control plane is unreachable the client keeps its last good snapshot
@@ -110,6 +114,7 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
   private mtlsClient: Client | undefined;
   private stream: ClientDuplexStream<DiscoveryRequest, DiscoveryResponse> | undefined;
   private isConnected = false;
+  private streamWanted = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private failures = 0;
   private stopped = false;
@@ -128,9 +133,19 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
     this.node = { workload: options.workload, proxyVersion: options.proxyVersion ?? 'trellis-0.1.0', hostname: hostname(), pid: process.pid };
   }
 
-  /** Obtains an SVID (bootstrap, or the one given) and opens the discovery stream. */
+  /** `bootstrap()` then `connect()`. */
   async start(): Promise<Svid> {
-    if (this.rotator) throw new Error('DiscoveryClient: already started');
+    const svid = await this.bootstrap();
+    this.connect();
+    return svid;
+  }
+
+  /**
+   * Obtains an SVID (with the join token, or the still-valid one given) and starts keeping it
+   * fresh; opens no stream yet, so a proxy can build what `apply` needs around the SVID first.
+   */
+  async bootstrap(): Promise<Svid> {
+    if (this.rotator) throw new Error('DiscoveryClient: already bootstrapped');
     const initial = this.options.svid;
     const usable = initial !== undefined && initial.svid.notAfter.getTime() > Date.now();
     let id: SpiffeId;
@@ -160,6 +175,14 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
     }
     if (usable) this.onRotated(svid, initial.bundle);
     return svid;
+  }
+
+  /** Opens the discovery stream (after `bootstrap()`), and keeps it open until `stop()`. */
+  connect(): void {
+    if (this.mtlsClient === undefined) throw new Error('DiscoveryClient: bootstrap() first');
+    if (this.streamWanted || this.stopped) return;
+    this.streamWanted = true;
+    this.restartStream();
   }
 
   /** Resolves with the full snapshot once all four types have been applied. */
@@ -273,7 +296,7 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
     this.replaceMtlsClient();
     this.emit('svid', svid, bundle);
     // New streams use the new SVID; the server would close the old one when its certificate expires.
-    if (!this.stopped) this.restartStream();
+    if (this.streamWanted && !this.stopped) this.restartStream();
   }
 
   // ---- discovery stream ----

@@ -248,6 +248,20 @@ describe('discovery over mTLS', () => {
     await until(async () => (await syncz(mesh)).every((p) => p.workload !== 'shop/db'), 2_000, 'db gone from syncz');
   });
 
+  it('bootstraps without streaming until connect() is called', async () => {
+    const applied: string[] = [];
+    const late = mesh.client('shop/web', { joinToken: await mesh.token('web'), apply: (type) => void applied.push(type) });
+    const svid = await late.bootstrap();
+    assert.equal(svid.id.toString(), WEB);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.deepEqual(applied, []);
+    assert.equal(late.connected, false);
+    late.connect();
+    await late.waitForSnapshot();
+    assert.deepEqual(applied.sort(), ['inbound', 'outbound', 'trust', 'workload']);
+    late.stop();
+  });
+
   it('renews the SVID over the mTLS channel and reconnects with it', async () => {
     const old = web.client.svid;
     const renewed = once(web.client, 'svid');

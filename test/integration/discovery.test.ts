@@ -7,6 +7,7 @@ import { ChannelCredentials, Client, Metadata, type ServiceError, status as Grpc
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -336,6 +337,34 @@ describe('a mesh whose MeshConfig names no trust domain', () => {
       mesh.writeConfig(withoutTrustDomain.replace('tcp-db: 15432', 'tcp-db: 15499'));
       await until(() => client.snapshot?.outbound.services.some((s) => s.endpoints[0]?.ports['tcp-db'] === 15499) === true, 5_000, 'the edit');
       assert.deepEqual(mesh.cp.status().config.errors, []);
+    } finally {
+      await mesh.close();
+    }
+  });
+});
+
+describe("the control plane's own SVID", () => {
+  it('is renewed and swapped into the running server; proxies keep connecting', async () => {
+    const mesh = await startTestMesh(meshYaml(), {
+      beforeStart: async (stateDir) => {
+        await MeshCA.init(join(stateDir, 'ca'), { trustDomain: TRUST_DOMAIN, defaultSvidTtlMs: 3_000, audit: () => undefined });
+      },
+    });
+    const serverSerial = async (): Promise<string> => {
+      const socket = tlsConnect({ host: '127.0.0.1', port: mesh.cp.discoveryPort, servername: 'trellis-controlplane', rejectUnauthorized: false, ALPNProtocols: ['h2'] });
+      await once(socket, 'secureConnect');
+      const serial = socket.getPeerCertificate().serialNumber;
+      socket.destroy();
+      return serial;
+    };
+    try {
+      const first = await serverSerial();
+      await until(() => mesh.logs.some((l) => l['event'] === 'controlplane.svid-rotated'), 5_000, 'the control plane SVID renewal');
+      await until(async () => (await serverSerial()) !== first, 2_000, 'a new server certificate');
+      const client = mesh.client('shop/web', { joinToken: await mesh.token('web') });
+      await client.start();
+      await client.waitForSnapshot();
+      client.stop();
     } finally {
       await mesh.close();
     }

@@ -11,12 +11,43 @@
  *   Certificates.Create (unary): a CSR plus a join token (bootstrap), or over an mTLS channel
  *     authenticated by the current SVID (renewal).
  *   Certificates.DescribeToken (unary): the identity a join token is bound to, without using it.
+ *
+ * Subscriptions carry the version the proxy already holds (after a reconnect): when it is still
+ * current the server records it as acknowledged and sends nothing for that type, so a proxy that
+ * reconnects keeps its state without re-applying it.
+ *
+ * The control plane serves with the SVID `spiffe://<trust domain>/ns/<root namespace>/sa/
+ * trellis-controlplane`; proxies check that identity on every connection.
  */
+import type { MethodDefinition } from '@grpc/grpc-js';
 import type { SpiffeBundleJson } from '../identity/bundle.js';
 import type { ResourceType } from './snapshot.js';
 
 export const DISCOVERY_SERVICE = 'trellis.discovery.v1.Discovery';
 export const CERTIFICATE_SERVICE = 'trellis.ca.v1.Certificates';
+
+/** Istio's port for discovery over mTLS. */
+export const DEFAULT_DISCOVERY_PORT = 15012;
+
+/** The service account the control plane's own SVID names, in the mesh's root namespace. */
+export const CONTROL_PLANE_SERVICE_ACCOUNT = 'trellis-controlplane';
+
+export function controlPlaneIdentity(trustDomain: string, rootNamespace: string): string {
+  return `spiffe://${trustDomain}/ns/${rootNamespace}/sa/${CONTROL_PLANE_SERVICE_ACCOUNT}`;
+}
+
+/**
+ * Binary metadata a proxy sends with every call: the DER intermediates of its SVID chain (one
+ * value each). The TLS layer of gRPC exposes only the peer's leaf, and a CA under an operator
+ * root signs through an intermediate; these are untrusted path-building hints, exactly like the
+ * chain in a TLS handshake: the path must still end at a root of the bundle.
+ */
+export const INTERMEDIATES_METADATA_KEY = 'trellis-svid-intermediates-bin';
+/** At most this many intermediates are read from the metadata. */
+export const MAX_METADATA_INTERMEDIATES = 4;
+
+/** Trailing metadata on a failed call: the stable TRELLIS_ error code. */
+export const ERROR_CODE_METADATA_KEY = 'trellis-error-code';
 
 export interface NodeInfo {
   /** `namespace/name` of the WorkloadEntry this proxy serves. */
@@ -75,3 +106,25 @@ export function encodeMessage(message: unknown): Buffer {
 export function decodeMessage<T>(buffer: Buffer): T {
   return JSON.parse(buffer.toString('utf8')) as T;
 }
+
+function method<Req, Res>(service: string, name: string, streaming: boolean): MethodDefinition<Req, Res> {
+  return {
+    path: `/${service}/${name}`,
+    requestStream: streaming,
+    responseStream: streaming,
+    requestSerialize: encodeMessage,
+    requestDeserialize: (buffer: Buffer) => decodeMessage<Req>(buffer),
+    responseSerialize: encodeMessage,
+    responseDeserialize: (buffer: Buffer) => decodeMessage<Res>(buffer),
+  };
+}
+
+/** gRPC method definitions (JSON codec), for `server.addService` and `client.make…Request`. */
+export const DISCOVERY_METHODS = {
+  Stream: method<DiscoveryRequest, DiscoveryResponse>(DISCOVERY_SERVICE, 'Stream', true),
+} as const;
+
+export const CERTIFICATE_METHODS = {
+  Create: method<CreateCertificateRequest, CreateCertificateResponse>(CERTIFICATE_SERVICE, 'Create', false),
+  DescribeToken: method<DescribeTokenRequest, DescribeTokenResponse>(CERTIFICATE_SERVICE, 'DescribeToken', false),
+} as const;

@@ -5,6 +5,7 @@
  */
 import type { SpiffeBundleJson } from '../identity/bundle.js';
 import type { RevocationListJson } from '../identity/revocation.js';
+import type { WorkloadPolicy } from '../policy/inbound.js';
 
 /** The resource types of the discovery protocol, pushed and acknowledged independently. */
 export const RESOURCE_TYPES = ['workload', 'inbound', 'outbound', 'trust'] as const;
@@ -40,17 +41,21 @@ export interface InboundPortSnapshot {
 
 /**
  * What the inbound side enforces. `policy` is the serializable output of the policy selection
- * step in src/policy (authorization policies, request authentication rules and mesh options
- * that apply to this workload); the proxy compiles it into matchers once per version.
+ * step in src/policy (`workloadPolicy`: authorization policies, effective PeerAuthentication,
+ * RequestAuthentication JWT rules and mesh options for this workload); the proxy compiles it
+ * once per version with `compileWorkloadPolicy`.
  */
 export interface InboundSnapshot {
   ports: InboundPortSnapshot[];
-  policy: unknown;
+  policy: WorkloadPolicy;
 }
 
 export interface EndpointSnapshot {
   address: string;
-  /** Port name → port, as in the WorkloadEntry. */
+  /**
+   * Service port name → the port this endpoint serves it on, resolved as Istio does: the
+   * WorkloadEntry's port of that name, else the ServicePort's targetPort, else its number.
+   */
   ports: Record<string, number>;
   labels: Record<string, string>;
   /** The SPIFFE ID the endpoint's sidecar must present. */
@@ -64,7 +69,7 @@ export interface ServicePortSnapshot {
   number: number;
   name: string;
   protocol: PortProtocol;
-  /** The endpoint port name this service port maps to (ServiceEntry targetPort semantics). */
+  /** The key of `EndpointSnapshot.ports` that holds this port's endpoint port (the port's name). */
   targetPortName: string;
 }
 
@@ -74,6 +79,11 @@ export interface ServiceSnapshot {
   /** Other names the workload may use for it (`reviews`, `reviews.default`, …). */
   aliases: string[];
   namespace: string;
+  /**
+   * ServiceEntry location. MESH_INTERNAL: endpoints run sidecars, the proxy originates mTLS and
+   * checks `identities`. MESH_EXTERNAL (Istio's default): endpoints are outside the mesh.
+   */
+  location: 'MESH_INTERNAL' | 'MESH_EXTERNAL';
   ports: ServicePortSnapshot[];
   endpoints: EndpointSnapshot[];
   /** Identities allowed to serve this service (endpoint identities + subjectAltNames). */

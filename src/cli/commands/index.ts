@@ -2,7 +2,9 @@ import type { Command } from 'commander';
 import { registerAuthz } from './authz.js';
 import { registerCa } from './ca.js';
 import { registerCert } from './cert.js';
+import { registerControlPlane } from './controlplane.js';
 import { registerDemo } from './demo.js';
+import { registerStatus } from './status.js';
 import { registerToken } from './token.js';
 import { registerValidate } from './validate.js';
 
@@ -14,4 +16,6 @@ export function registerCommands(program: Command): void {
   registerCa(program);
   registerToken(program);
   registerCert(program);
+  registerControlPlane(program);
+  registerStatus(program);
 }

@@ -1,0 +1,213 @@
+/**
+ * The embedded config store: a directory of YAML files (recursive, `.yaml`/`.yml`, dot-files
+ * skipped). Any change reloads and validates the whole directory as one set: either every
+ * document is valid and the new set goes live, or the change is refused, its errors are kept
+ * for `trellis status` and logged, and the last good set stays live.
+ *
+ * Change detection: fs.watch (recursive) debounced, so an editor's burst of writes is one
+ * reload; plus a periodic rescan, because watchers miss events on some file systems and when
+ * the directory is replaced.
+ */
+import { createHash } from 'node:crypto';
+import { type FSWatcher, watch } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { extname, join } from 'node:path';
+import type { Logger } from 'pino';
+import { type ConfigText, parseConfigTexts } from '../api/config-set.js';
+import { type ConfigDiagnostic, formatDiagnostic } from '../api/diagnostics.js';
+import { errorMessage, TrellisError } from '../api/errors.js';
+import type { ConfigState, ConfigStore, ConfigStoreStatus, ConfigValidator } from './config-store.js';
+import { CreationStamps } from './creation-stamps.js';
+
+export interface FileConfigStoreOptions {
+  dir: string;
+  /** Where first-seen creation timestamps are kept. */
+  stateDir: string;
+  logger: Logger;
+  validate?: ConfigValidator;
+  debounceMs?: number;
+  rescanIntervalMs?: number;
+  now?: () => Date;
+}
+
+const YAML_EXTENSIONS = new Set(['.yaml', '.yml']);
+
+export class FileConfigStore implements ConfigStore {
+  private readonly options: Required<Omit<FileConfigStoreOptions, 'validate'>> & Pick<FileConfigStoreOptions, 'validate'>;
+  private readonly stamps: CreationStamps;
+  private readonly listeners = new Set<(state: ConfigState) => void>();
+  private state: ConfigState | undefined;
+  private lastErrors: readonly ConfigDiagnostic[] = [];
+  private lastWarnings: readonly ConfigDiagnostic[] = [];
+  private lastSourcesKey: string | undefined;
+  private lastChangeAt: Date | undefined;
+  private refusedVersion: string | undefined;
+  private watcher: FSWatcher | undefined;
+  private debounce: NodeJS.Timeout | undefined;
+  private rescan: NodeJS.Timeout | undefined;
+  /** Reloads run one at a time; a request during a reload runs once more afterwards. */
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+
+  constructor(options: FileConfigStoreOptions) {
+    this.options = { debounceMs: 100, rescanIntervalMs: 2_000, now: () => new Date(), ...options };
+    this.stamps = new CreationStamps(options.stateDir);
+  }
+
+  async start(): Promise<void> {
+    const info = await stat(this.options.dir).catch(() => undefined);
+    if (!info?.isDirectory()) {
+      throw new TrellisError('TRELLIS_CONFIG_DIR', `config directory ${this.options.dir} does not exist or is not a directory: create it, or point --config at your YAML files`, { exitCode: 2 });
+    }
+    await this.reload();
+    try {
+      this.watcher = watch(this.options.dir, { recursive: true }, () => this.schedule());
+      this.watcher.on('error', (err) => this.options.logger.warn({ event: 'config.watch-error', err: errorMessage(err) }, 'config watcher failed; relying on the periodic rescan'));
+    } catch (err) {
+      this.options.logger.warn({ event: 'config.watch-error', err: errorMessage(err) }, 'cannot watch the config directory; relying on the periodic rescan');
+    }
+    this.rescan = setInterval(() => void this.reload(), this.options.rescanIntervalMs);
+    this.rescan.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.watcher?.close();
+    if (this.debounce) clearTimeout(this.debounce);
+    if (this.rescan) clearInterval(this.rescan);
+    await this.running;
+  }
+
+  current(): ConfigState | undefined {
+    return this.state;
+  }
+
+  onChange(listener: (state: ConfigState) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  errors(): readonly ConfigDiagnostic[] {
+    return this.lastErrors;
+  }
+
+  status(): ConfigStoreStatus {
+    const config = this.state?.config;
+    const resources = config
+      ? config.authorizationPolicies.length + config.peerAuthentications.length + config.requestAuthentications.length + config.workloadEntries.length + config.serviceEntries.length + config.notHandled.length + (config.meshConfig ? 1 : 0)
+      : 0;
+    return {
+      source: `files:${this.options.dir}`,
+      ...(this.state ? { version: this.state.version, acceptedAt: this.state.acceptedAt.toISOString() } : {}),
+      resources,
+      ...(this.lastChangeAt ? { lastChangeAt: this.lastChangeAt.toISOString() } : {}),
+      ...(this.refusedVersion ? { refusedVersion: this.refusedVersion } : {}),
+      errors: this.lastErrors,
+      warnings: this.lastWarnings,
+    };
+  }
+
+  /** Reloads now (also called by the watcher and the rescan). */
+  reload(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.load();
+        } catch (err) {
+          this.options.logger.error({ event: 'config.load-failed', err: errorMessage(err) }, 'reading the config directory failed; the last good config stays live');
+        }
+      } while (this.again && !this.stopped);
+    })().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    if (this.debounce) clearTimeout(this.debounce);
+    this.debounce = setTimeout(() => {
+      this.debounce = undefined;
+      void this.reload();
+    }, this.options.debounceMs);
+    this.debounce.unref();
+  }
+
+  private async load(): Promise<void> {
+    const problems: ConfigDiagnostic[] = [];
+    const texts = await readTexts(this.options.dir, problems);
+    const key = sourcesKey(texts, problems);
+    if (key === this.lastSourcesKey) return;
+    this.lastSourcesKey = key;
+    const now = this.options.now();
+    this.lastChangeAt = now;
+
+    const result = parseConfigTexts(texts);
+    const errors = [...problems, ...result.errors];
+    if (result.config && errors.length === 0 && this.options.validate) errors.push(...this.options.validate(result.config));
+    if (!result.config || errors.length > 0) {
+      this.lastErrors = errors;
+      this.lastWarnings = result.warnings;
+      this.refusedVersion = key;
+      this.options.logger.error(
+        { event: 'config.refused', version: key, liveVersion: this.state?.version ?? null, errors: errors.map(formatDiagnostic) },
+        `config change refused (${errors.length} error(s)); ${this.state ? `version ${this.state.version} stays live` : 'no config is live yet'}`,
+      );
+      return;
+    }
+    const config = this.stamps.apply(result.config, now);
+    this.state = { config, version: key, acceptedAt: now, warnings: result.warnings };
+    this.lastErrors = [];
+    this.lastWarnings = result.warnings;
+    this.refusedVersion = undefined;
+    this.options.logger.info(
+      { event: 'config.accepted', version: key, files: texts.length, workloads: config.workloadEntries.length, services: config.serviceEntries.length, warnings: result.warnings.map(formatDiagnostic) },
+      `config version ${key} accepted`,
+    );
+    for (const listener of this.listeners) {
+      try {
+        listener(this.state);
+      } catch (err) {
+        this.options.logger.error({ event: 'config.listener-failed', err: errorMessage(err) }, 'a config listener failed');
+      }
+    }
+  }
+}
+
+/** Every YAML file under `dir`, in path order. Unreadable files become diagnostics. */
+async function readTexts(dir: string, problems: ConfigDiagnostic[]): Promise<ConfigText[]> {
+  const texts: ConfigText[] = [];
+  const walk = async (path: string): Promise<void> => {
+    const entries = await readdir(path, { withFileTypes: true });
+    for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      if (entry.name.startsWith('.')) continue;
+      const child = join(path, entry.name);
+      if (entry.isDirectory()) {
+        await walk(child);
+      } else if (YAML_EXTENSIONS.has(extname(entry.name))) {
+        try {
+          texts.push({ file: child, text: await readFile(child, 'utf8') });
+        } catch (err) {
+          // Deleted between readdir and read: the next event reloads again.
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+          problems.push({ severity: 'error', code: 'TRELLIS_CONFIG_FILE', file: child, line: 1, column: 1, message: `cannot read file: ${errorMessage(err)}` });
+        }
+      }
+    }
+  };
+  await walk(dir);
+  return texts;
+}
+
+function sourcesKey(texts: readonly ConfigText[], problems: readonly ConfigDiagnostic[]): string {
+  const hash = createHash('sha256');
+  for (const { file, text } of texts) hash.update(`${file}\u0000${text}\u0000`);
+  for (const problem of problems) hash.update(`!${problem.file}\u0000${problem.message}\u0000`);
+  return hash.digest('hex').slice(0, 16);
+}

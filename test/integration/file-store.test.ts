@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { ConfigState } from '../../src/controlplane/config-store.js';
+import { CREATION_STAMPS_FILE } from '../../src/controlplane/creation-stamps.js';
+import { FileConfigStore } from '../../src/controlplane/file-store.js';
+import { captureLogger, until } from '../helpers/mesh.js';
+
+const entry = (name: string, address = '10.0.0.1', extraMeta = ''): string =>
+  `apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata:\n  name: ${name}\n  namespace: shop\n${extraMeta}spec:\n  address: ${address}\n`;
+
+describe('file config store', () => {
+  let dir: string;
+  let configDir: string;
+  let stateDir: string;
+  const logs: Array<Record<string, unknown>> = [];
+  let store: FileConfigStore;
+  const changes: ConfigState[] = [];
+
+  const open = async (): Promise<FileConfigStore> => {
+    const s = new FileConfigStore({ dir: configDir, stateDir, logger: captureLogger(logs), debounceMs: 50, rescanIntervalMs: 60_000 });
+    s.onChange((state) => changes.push(state));
+    await s.start();
+    return s;
+  };
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'trellis-store-'));
+    configDir = join(dir, 'config');
+    stateDir = join(dir, 'state');
+    mkdirSync(join(configDir, 'team'), { recursive: true });
+    mkdirSync(stateDir);
+    writeFileSync(join(configDir, 'a.yaml'), entry('a') + '---\n' + entry('old', '10.0.0.9', '  creationTimestamp: "2020-01-01T00:00:00Z"\n'));
+    store = await open();
+  });
+  after(async () => {
+    await store.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('loads the directory and stamps first-seen creation timestamps, persisted across restarts', async () => {
+    const first = store.current();
+    assert.ok(first);
+    const stamp = first.config.workloadEntries.find((w) => w.metadata.name === 'a')?.metadata.creationTimestamp;
+    assert.ok(stamp && !Number.isNaN(Date.parse(stamp)));
+    assert.equal(first.config.workloadEntries.find((w) => w.metadata.name === 'old')?.metadata.creationTimestamp, '2020-01-01T00:00:00Z');
+    assert.deepEqual(Object.keys(JSON.parse(readFileSync(join(stateDir, CREATION_STAMPS_FILE), 'utf8')) as object), ['WorkloadEntry shop/a']);
+
+    await store.stop();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    store = await open();
+    assert.equal(store.current()?.config.workloadEntries.find((w) => w.metadata.name === 'a')?.metadata.creationTimestamp, stamp);
+    assert.equal(store.current()?.version, first.version);
+  });
+
+  it('coalesces a burst of writes, including in subdirectories, into one reload', async () => {
+    changes.length = 0;
+    for (let i = 2; i <= 5; i++) writeFileSync(join(configDir, 'team', 'b.yaml'), entry('b', `10.0.0.${i}`));
+    await until(() => changes.length > 0, 5_000, 'the reload');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(changes.length, 1);
+    assert.equal(changes[0]?.config.workloadEntries.find((w) => w.metadata.name === 'b')?.spec.address, '10.0.0.5');
+  });
+
+  it('refuses an invalid change atomically, keeps the last good set and reports file and line', async () => {
+    const live = store.current()?.version;
+    changes.length = 0;
+    // One valid and one invalid document in the same change: neither goes live.
+    writeFileSync(join(configDir, 'c.yaml'), entry('c') + '---\n' + entry('d').replace('  address: 10.0.0.1\n', '  address: 10.0.0.1\n  port: 80\n'));
+    await until(() => store.errors().length > 0, 5_000, 'the refusal');
+    const [error] = store.errors();
+    assert.equal(error?.file, join(configDir, 'c.yaml'));
+    assert.equal(error?.line, 16);
+    assert.equal(error?.resource, 'WorkloadEntry shop/d');
+    assert.equal(store.current()?.version, live);
+    assert.equal(store.current()?.config.workloadEntries.some((w) => w.metadata.name === 'c'), false);
+    assert.deepEqual(changes, []);
+    const status = store.status();
+    assert.ok(status.refusedVersion && status.refusedVersion !== live);
+    assert.ok(logs.some((l) => l['event'] === 'config.refused' && l['liveVersion'] === live));
+
+    rmSync(join(configDir, 'c.yaml'));
+    await until(() => store.errors().length === 0, 5_000, 'recovery');
+    assert.equal(store.status().refusedVersion, undefined);
+  });
+
+  it('forgets the stamp of a deleted resource', async () => {
+    rmSync(join(configDir, 'team', 'b.yaml'));
+    await until(() => store.current()?.config.workloadEntries.every((w) => w.metadata.name !== 'b') === true, 5_000, 'b removed');
+    assert.deepEqual(Object.keys(JSON.parse(readFileSync(join(stateDir, CREATION_STAMPS_FILE), 'utf8')) as object), ['WorkloadEntry shop/a']);
+  });
+});

@@ -1,48 +1,40 @@
 /**
- * What the inbound side needs from the policy engine, per config version: path normalization,
- * request authentication (JWT) and authorization decisions. The implementation compiles the
- * snapshot's policy part once per version (see policy-engine.ts); the listener only calls this.
+ * The inbound policy of one config version, as the listener uses it: the snapshot's
+ * WorkloadPolicy compiled once, checked per request or connection with src/policy's
+ * `checkInbound` — the same code `trellis authz check` runs — using this proxy's path
+ * normalizer and JWT verifier (with its JWKS cache, shared across versions).
  */
-import type { ConnectionInfo } from './connection.js';
-import type { HeaderList } from './headers.js';
+import type { JwksProvider } from '../policy/jwt.js';
+import { checkInbound, compileWorkloadPolicy, type CompiledWorkloadPolicy, type InboundDecision, type InboundDeps, type InboundRequest, type WorkloadPolicy } from '../policy/inbound.js';
+import { policyRuntime } from './policy-runtime.js';
 
-export type NormalizedPath = { ok: true; path: string } | { ok: false; reason: string };
+export class InboundPolicy {
+  private readonly compiled: CompiledWorkloadPolicy;
+  private readonly deps: InboundDeps;
 
-export type JwtOutcome =
-  | { status: 'none' }
-  | {
-      status: 'valid';
-      principal: string;
-      audiences: string[];
-      presenter?: string;
-      claims: Record<string, unknown>;
-      /** Headers to add (outputPayloadToHeader, outputClaimToHeaders) and whether to drop the token. */
-      setHeaders: HeaderList;
-      removeHeaders: string[];
+  /** Throws if the policy cannot be compiled: the caller keeps the previous version (NACK). */
+  constructor(policy: WorkloadPolicy, jwks: JwksProvider) {
+    this.compiled = compileWorkloadPolicy(policy);
+    this.deps = policyRuntime(jwks);
+  }
+
+  /** Never throws: an error inside a check is a denial (fail closed). */
+  async check(request: InboundRequest): Promise<InboundDecision> {
+    try {
+      return await checkInbound(this.compiled, request, this.deps);
+    } catch (err) {
+      return {
+        decision: 'DENY',
+        policy: null,
+        action: null,
+        rule: null,
+        reason: `denied: the policy check failed (${(err as Error).message}), and a check that errors denies`,
+        dryRun: [],
+        audit: [],
+        mtlsMode: 'STRICT',
+        stage: 'authorization',
+        httpStatus: 403,
+      };
     }
-  | { status: 'invalid'; reason: string };
-
-export interface AuthzDecision {
-  allow: boolean;
-  /** `namespace/name` of the deciding policy, or null (default allow/deny). */
-  policy: string | null;
-  /** A sentence a person can act on. */
-  reason: string;
-}
-
-export interface HttpAuthzInput {
-  connection: ConnectionInfo;
-  method: string;
-  /** Normalized path without the query. */
-  path: string;
-  host: string;
-  headers: HeaderList;
-  jwt: JwtOutcome;
-}
-
-export interface InboundPolicy {
-  normalizePath(rawPath: string): NormalizedPath;
-  authenticate(request: { headers: HeaderList; path: string }): Promise<JwtOutcome>;
-  authorizeHttp(input: HttpAuthzInput): AuthzDecision;
-  authorizeTcp(connection: ConnectionInfo): AuthzDecision;
+  }
 }

@@ -10,12 +10,13 @@ import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { SpiffeTls } from '../identity/tls.js';
 import type { InboundPortSnapshot } from '../mesh/snapshot.js';
+import type { InboundDecision } from '../policy/inbound.js';
 import { MESH_ALPN } from './alpn.js';
 import { AppForwarder, type AppTarget } from './app-forwarder.js';
 import { type ConnectionInfo, connectionInfo, type ConnectionTracker } from './connection.js';
 import type { InboundPolicy } from './inbound-policy.js';
 import { createHttp1Server, createHttp2Server } from './l7/downstream.js';
-import { inboundLayers } from './l7/inbound-layers.js';
+import { connectionAttributes, inboundLayers } from './l7/inbound-layers.js';
 import { composeLayers, type L7Request } from './l7/types.js';
 import { sniffSocket } from './sniff.js';
 
@@ -28,7 +29,8 @@ export interface InboundDeps {
   ownIdentity: () => string;
   tracker: ConnectionTracker;
   log: Logger;
-  onDecision?: (request: L7Request, allowed: boolean, reason: string) => void;
+  onDecision?: (request: L7Request, decision: InboundDecision) => void;
+  onConnectionDecision?: (connection: ConnectionInfo, decision: InboundDecision) => void;
 }
 
 export class InboundListener {
@@ -168,15 +170,11 @@ export class InboundListener {
     (kind === 'h2' ? this.http2 : this.http1).emit('connection', socket);
   }
 
-  private forwardTcp(socket: net.Socket, info: ConnectionInfo): void {
-    let decision;
-    try {
-      decision = this.deps.policy().authorizeTcp(info);
-    } catch (err) {
-      decision = { allow: false, policy: null, reason: `authorization error: ${(err as Error).message}` };
-    }
-    if (!decision.allow) {
-      this.deps.log.info({ event: 'authz.deny', protocol: 'tcp', source: info.peer?.identity.toString() ?? info.sourceIp, port: info.destPort, policy: decision.policy, reason: decision.reason }, 'connection denied');
+  private async forwardTcp(socket: net.Socket, info: ConnectionInfo): Promise<void> {
+    socket.pause();
+    const decision = await this.deps.policy().check(connectionAttributes(info));
+    this.deps.onConnectionDecision?.(info, decision);
+    if (decision.decision === 'DENY') {
       socket.destroy();
       return;
     }

@@ -44,6 +44,11 @@ function route(deps: OutboundDeps, fixedTarget?: () => ResolvedTarget | undefine
       request.context.responseFlags.push('NR');
       return Promise.resolve(localReply(request, 502, `no route to "${request.authority}": not a service registered in the mesh`));
     }
+    if (target.service.location === 'MESH_EXTERNAL') {
+      // Egress to services outside the mesh is part of traffic management (not built yet).
+      request.context.responseFlags.push('NR');
+      return Promise.resolve(localReply(request, 502, `${target.service.host} is outside the mesh (MESH_EXTERNAL): egress is not supported yet`));
+    }
     const picked = resolver.pick(target);
     if (!picked) {
       request.context.responseFlags.push('UH');

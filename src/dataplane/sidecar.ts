@@ -10,10 +10,13 @@ import { RevocationList } from '../identity/revocation.js';
 import type { Svid } from '../identity/svid.js';
 import { SpiffeTls } from '../identity/tls.js';
 import type { InboundSnapshot, OutboundSnapshot, ProxySnapshot, ResourceType, TrustSnapshot, WorkloadSnapshot } from '../mesh/snapshot.js';
+import type { InboundDecision } from '../policy/inbound.js';
+import type { JwksProvider } from '../policy/jwt.js';
 import type { AppTarget } from './app-forwarder.js';
-import { ConnectionTracker } from './connection.js';
+import { type ConnectionInfo, ConnectionTracker } from './connection.js';
 import { InboundListener } from './inbound.js';
-import type { InboundPolicy } from './inbound-policy.js';
+import { InboundPolicy } from './inbound-policy.js';
+import { JwksCache } from './jwks.js';
 import type { L7Request } from './l7/types.js';
 import { MeshUpstream } from './mesh-upstream.js';
 import { OutboundListener } from './outbound.js';
@@ -37,10 +40,11 @@ export interface SidecarOptions {
   /** HTTP proxy port for the application (HTTP_PROXY); 0 picks a free port; undefined: none. */
   outboundPort?: number;
   upstreams: UpstreamBinding[];
-  /** Compiles the snapshot's policy part into the engine the inbound side calls. */
-  buildPolicy: (policy: unknown, workload: WorkloadSnapshot) => InboundPolicy;
   log: Logger;
-  onDecision?: (request: L7Request, allowed: boolean, reason: string) => void;
+  /** Fetches jwksUri key sets; default: a JwksCache with Istio-like timings. */
+  jwks?: JwksProvider;
+  onDecision?: (request: L7Request, decision: InboundDecision) => void;
+  onConnectionDecision?: (connection: ConnectionInfo, decision: InboundDecision) => void;
 }
 
 export type ApplyResult = { ok: true } | { ok: false; error: string };
@@ -59,6 +63,7 @@ export class Sidecar {
   private readonly options: SidecarOptions;
   private readonly tracker = new ConnectionTracker();
   private readonly upstream: MeshUpstream;
+  private readonly jwks: JwksProvider;
   private spiffe: SpiffeTls;
   private state: State = { versions: {} };
   private readonly inbound = new Map<string, InboundListener>();
@@ -73,6 +78,7 @@ export class Sidecar {
     this.svid = svid;
     this.spiffe = new SpiffeTls({ svid, bundle });
     this.upstream = new MeshUpstream(() => this.spiffe);
+    this.jwks = options.jwks ?? new JwksCache();
   }
 
   /** True once identity, trust, inbound and outbound config are all in place and listening. */
@@ -159,7 +165,7 @@ export class Sidecar {
       if (this.appTarget(port.name) === undefined) throw new Error(`no application port given for workload port "${port.name}" (${port.port})`);
     }
     // Compile first: a policy that fails to compile leaves the old one in place.
-    const policy = this.options.buildPolicy(inbound.policy, workload);
+    const policy = new InboundPolicy(inbound.policy, this.jwks);
     this.state = { ...this.state, inbound, policy };
     for (const port of inbound.ports) this.inbound.get(port.name)?.update(port);
   }
@@ -207,6 +213,7 @@ export class Sidecar {
         tracker: this.tracker,
         log: this.options.log,
         ...(this.options.onDecision ? { onDecision: this.options.onDecision } : {}),
+        ...(this.options.onConnectionDecision ? { onConnectionDecision: this.options.onConnectionDecision } : {}),
       });
       this.ports.inbound[port.name] = await listener.listen(this.options.inboundHost ?? workload.address);
       this.inbound.set(port.name, listener);

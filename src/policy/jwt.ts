@@ -703,6 +703,13 @@ function splitWords(value: string): string[] {
 
 export type HeaderPairs = readonly (readonly [name: string, value: string])[];
 
+/** What RequestAuthentication changes in a forwarded request (checkInbound's `forward`). */
+export interface JwtForwardChanges {
+  readonly removeHeaders: readonly string[];
+  readonly setHeaders: readonly { readonly name: string; readonly value: string }[];
+  readonly strip: readonly TokenLocation[];
+}
+
 /**
  * The forwarded request after RequestAuthentication: forged output headers removed, the token
  * stripped from where it was found (unless `forwardOriginalToken`), output headers set. Header
@@ -712,17 +719,22 @@ export function applyJwtResult(
   request: { readonly headers: HeaderPairs; readonly query: string | null },
   result: JwtNone | JwtValid,
 ): { headers: [string, string][]; query: string | null } {
-  const drop = new Set(result.removeHeaders.map((name) => name.toLowerCase()));
+  return applyForwardChanges(request, result.status === 'valid' ? result : { removeHeaders: result.removeHeaders, setHeaders: [], strip: [] });
+}
+
+export function applyForwardChanges(
+  request: { readonly headers: HeaderPairs; readonly query: string | null },
+  changes: JwtForwardChanges,
+): { headers: [string, string][]; query: string | null } {
+  const drop = new Set(changes.removeHeaders.map((name) => name.toLowerCase()));
   let query = request.query;
   const cookiesToStrip: string[] = [];
-  if (result.status === 'valid') {
-    for (const location of result.strip) {
-      if (location.kind === 'header') drop.add(location.name.toLowerCase());
-      else if (location.kind === 'param') query = query === null ? null : removeQueryParam(query, location.name);
-      else cookiesToStrip.push(location.name);
-    }
-    for (const { name } of result.setHeaders) drop.add(name.toLowerCase());
+  for (const location of changes.strip) {
+    if (location.kind === 'header') drop.add(location.name.toLowerCase());
+    else if (location.kind === 'param') query = query === null ? null : removeQueryParam(query, location.name);
+    else cookiesToStrip.push(location.name);
   }
+  for (const { name } of changes.setHeaders) drop.add(name.toLowerCase());
   const headers: [string, string][] = [];
   for (const [name, value] of request.headers) {
     const lower = name.toLowerCase();
@@ -735,7 +747,7 @@ export function applyJwtResult(
     }
     headers.push([name, value]);
   }
-  if (result.status === 'valid') for (const { name, value } of result.setHeaders) headers.push([name, value]);
+  for (const { name, value } of changes.setHeaders) headers.push([name, value]);
   return { headers, query };
 }
 

@@ -10,7 +10,7 @@ import { SpiffeId } from '../../identity/spiffe-id.js';
 import { findWorkloadEntry, workloadFromEntry, type RegisteredWorkload } from '../../mesh/workloads.js';
 import { checkInbound, compileWorkloadPolicy, workloadPolicy, type InboundDecision, type InboundRequest } from '../../policy/inbound.js';
 import type { WorkloadJwtRules } from '../../policy/request-authn.js';
-import { policyRuntime } from '../policy-runtime.js';
+import { policyRuntime } from '../../dataplane/policy-runtime.js';
 import { parseOutputFormat, printJson, printLine, usageError } from '../output.js';
 
 /**

@@ -4,6 +4,7 @@ import { registerCa } from './ca.js';
 import { registerCert } from './cert.js';
 import { registerControlPlane } from './controlplane.js';
 import { registerDemo } from './demo.js';
+import { registerProxy } from './proxy.js';
 import { registerStatus } from './status.js';
 import { registerToken } from './token.js';
 import { registerValidate } from './validate.js';
@@ -17,5 +18,6 @@ export function registerCommands(program: Command): void {
   registerToken(program);
   registerCert(program);
   registerControlPlane(program);
+  registerProxy(program);
   registerStatus(program);
 }

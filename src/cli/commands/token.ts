@@ -43,6 +43,12 @@ async function resolveTarget(opts: { caDir?: string; identity?: string; state?: 
     return { caDir: opts.caDir, id: SpiffeId.parse(opts.identity) };
   }
   if (opts.state === undefined || opts.workload === undefined) throw usageError('--state and --workload go together');
+  return workloadTarget(opts.state, opts.workload);
+}
+
+/** The CA directory and SPIFFE ID for a WorkloadEntry of the control plane whose state dir is given. */
+export async function workloadTarget(stateDir: string, workloadRef: string): Promise<{ caDir: string; id: SpiffeId }> {
+  const opts = { state: stateDir, workload: workloadRef };
   if (!/^[^/\s]+\/[^/\s]+$/.test(opts.workload)) throw usageError(`--workload ${opts.workload}: expected NAMESPACE/NAME of a WorkloadEntry`);
   const record = readControlPlaneRecord(opts.state);
   const loaded = await loadConfigPaths([record.configDir]);

@@ -1,30 +1,36 @@
 /**
- * The inbound L7 layers, in order: sanitize (identity headers) → normalize (path) →
- * authenticate (JWT) → authorize. Each request uses one policy version from start to end.
+ * The inbound L7 layers, in order: sanitize (identity headers) → enforce (mTLS mode, path
+ * normalization, JWT, authorization — one `checkInbound` call) → the application. Each request
+ * uses one policy version from start to end.
  */
 import { randomUUID } from 'node:crypto';
+import type { InboundDecision } from '../../policy/inbound.js';
+import { applyForwardChanges } from '../../policy/jwt.js';
+import type { ConnectionInfo } from '../connection.js';
 import { getHeader, type HeaderList, removeHeader, setHeader } from '../headers.js';
-import type { InboundPolicy, JwtOutcome } from '../inbound-policy.js';
+import type { InboundPolicy } from '../inbound-policy.js';
 import { localReply } from './local-reply.js';
 import type { L7Layer, L7Request } from './types.js';
 
 export interface InboundLayerDeps {
-  /** The policy engine of the current config version. */
+  /** The policy of the current config version. */
   policy: () => InboundPolicy;
   /** This workload's SPIFFE ID, for XFCC `By=`. */
   ownIdentity: () => string;
-  onDecision?: (request: L7Request, allowed: boolean, reason: string) => void;
+  onDecision?: (request: L7Request, decision: InboundDecision) => void;
 }
 
 const XFCC = 'x-forwarded-client-cert';
-const DENIED_BODY = 'RBAC: access denied';
 
-/** Per-request state shared by the layers below. */
-const policyOf = new WeakMap<L7Request, InboundPolicy>();
-const jwtOf = new WeakMap<L7Request, JwtOutcome>();
+/** The bodies Envoy sends for the same refusals, so clients and dashboards see familiar text. */
+const REFUSAL_BODY: Record<400 | 401 | 403, string> = {
+  400: 'Bad Request',
+  401: 'Jwt verification fails',
+  403: 'RBAC: access denied',
+};
 
 export function inboundLayers(deps: InboundLayerDeps): L7Layer[] {
-  return [sanitize(deps), normalize(deps), authenticate(), authorize(deps)];
+  return [sanitize(deps), enforce(deps)];
 }
 
 /**
@@ -33,7 +39,6 @@ export function inboundLayers(deps: InboundLayerDeps): L7Layer[] {
  */
 function sanitize(deps: InboundLayerDeps): L7Layer {
   return (next) => (request) => {
-    policyOf.set(request, deps.policy());
     let headers = removeHeader(request.headers, XFCC);
     const peer = request.connection.peer;
     if (peer) headers.push([XFCC, `By=${deps.ownIdentity()};Hash=${peer.certSha256};URI=${peer.identity.toString()}`]);
@@ -44,75 +49,63 @@ function sanitize(deps: InboundLayerDeps): L7Layer {
   };
 }
 
-/** The path is normalized once; authorization and the application both see the result. */
-function normalize(deps: InboundLayerDeps): L7Layer {
-  return (next) => (request) => {
-    const policy = policyOf.get(request) ?? deps.policy();
-    const result = policy.normalizePath(request.path);
-    if (!result.ok) {
-      request.context.responseFlags.push('NP');
-      return Promise.resolve(localReply(request, 400, `Bad Request: ${result.reason}`));
-    }
-    request.path = result.path;
-    return next(request);
-  };
-}
-
-function authenticate(): L7Layer {
+function enforce(deps: InboundLayerDeps): L7Layer {
   return (next) => async (request) => {
-    const policy = policyOf.get(request) as InboundPolicy;
-    let jwt: JwtOutcome;
-    try {
-      jwt = await policy.authenticate({ headers: request.headers, path: request.path });
-    } catch (err) {
-      // A check that errors denies.
-      jwt = { status: 'invalid', reason: `JWT verification error: ${(err as Error).message}` };
+    const decision = await deps.policy().check({
+      ...connectionAttributes(request.connection),
+      http: { method: request.method, target: request.path, host: request.authority, headers: policyHeaders(request.headers) },
+    });
+    request.context.authz = { decision: decision.decision, policy: decision.policy, reason: decision.reason };
+    deps.onDecision?.(request, decision);
+    if (decision.decision === 'DENY') {
+      const status = decision.httpStatus ?? 403;
+      request.context.responseFlags.push(status === 401 ? 'UAEX' : status === 400 ? 'NP' : 'RBAC');
+      // Details go only to authenticated mesh peers; anyone else gets the plain status.
+      const details: HeaderList = request.connection.peer ? [['x-trellis-denied', headerSafe(decision.reason)]] : [];
+      if (status === 401) details.push(['www-authenticate', 'Bearer error="invalid_token"']);
+      return localReply(request, status, REFUSAL_BODY[status], details);
     }
-    if (jwt.status === 'invalid') {
-      request.context.responseFlags.push('UAEX');
-      return localReply(request, 401, 'Jwt verification fails', [['www-authenticate', 'Bearer error="invalid_token"']]);
-    }
-    if (jwt.status === 'valid') {
-      request.context.requestPrincipal = jwt.principal;
-      let headers: HeaderList = request.headers;
-      for (const name of jwt.removeHeaders) headers = removeHeader(headers, name);
-      for (const [name, value] of jwt.setHeaders) headers = setHeader(headers, name, value);
-      request.headers = headers;
-    }
-    jwtOf.set(request, jwt);
+    if (decision.requestPrincipal !== undefined) request.context.requestPrincipal = decision.requestPrincipal;
+    // Forward exactly the path that was authorized, with the query as received (minus a stripped token).
+    const queryAt = request.path.indexOf('?');
+    const forwarded = applyForwardChanges(
+      { headers: request.headers, query: queryAt === -1 ? null : request.path.slice(queryAt + 1) },
+      decision.forward ?? { removeHeaders: [], setHeaders: [], strip: [] },
+    );
+    request.path = `${decision.path ?? request.path}${forwarded.query === null ? '' : `?${forwarded.query}`}`;
+    request.headers = forwarded.headers;
     return next(request);
   };
 }
 
-function authorize(deps: InboundLayerDeps): L7Layer {
-  return (next) => (request) => {
-    const policy = policyOf.get(request) as InboundPolicy;
-    const queryStart = request.path.indexOf('?');
-    let decision;
-    try {
-      decision = policy.authorizeHttp({
-        connection: request.connection,
-        method: request.method,
-        path: queryStart === -1 ? request.path : request.path.slice(0, queryStart),
-        host: request.authority,
-        headers: request.headers,
-        jwt: jwtOf.get(request) ?? { status: 'none' },
-      });
-    } catch (err) {
-      decision = { allow: false, policy: null, reason: `authorization error: ${(err as Error).message}` };
-    }
-    request.context.authz = { decision: decision.allow ? 'ALLOW' : 'DENY', policy: decision.policy, reason: decision.reason };
-    deps.onDecision?.(request, decision.allow, decision.reason);
-    if (decision.allow) return next(request);
-    request.context.responseFlags.push('RBAC');
-    // Details go only to authenticated mesh peers; anyone else gets the plain status.
-    const details: HeaderList = request.connection.peer
-      ? [['x-trellis-denied', headerSafe(`${decision.policy ?? 'default'}: ${decision.reason}`)]]
-      : [];
-    return Promise.resolve(localReply(request, 403, DENIED_BODY, details));
+/** The attributes of the connection a request or TCP stream arrived on. */
+export function connectionAttributes(connection: ConnectionInfo): {
+  sourcePrincipal?: string;
+  sourceIp: string;
+  destinationIp: string;
+  destinationPort: number;
+  sni?: string;
+} {
+  return {
+    ...(connection.peer ? { sourcePrincipal: connection.peer.identity.toIstioPrincipal() } : {}),
+    sourceIp: connection.sourceIp,
+    destinationIp: connection.destIp,
+    destinationPort: connection.destPort,
+    ...(connection.sni === undefined ? {} : { sni: connection.sni }),
   };
+}
+
+/** Lower-case names, repeated headers joined with "," — how Envoy presents headers to RBAC. */
+function policyHeaders(headers: HeaderList): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const [name, value] of headers) {
+    const lower = name.toLowerCase();
+    const existing = map.get(lower);
+    map.set(lower, existing === undefined ? value : `${existing},${value}`);
+  }
+  return map;
 }
 
 function headerSafe(text: string): string {
-  return text.replace(/[^\x20-\x7e]/g, '?').slice(0, 512);
+  return text.replace(/≠/g, '!=').replace(/[^\x20-\x7e]/g, '?').slice(0, 512);
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import { checkInbound, compileWorkloadPolicy, workloadPolicy, type InboundRequest } from '../../../src/policy/inbound.js';
-import { policyRuntime } from '../../../src/cli/policy-runtime.js';
+import { policyRuntime } from '../../../src/dataplane/policy-runtime.js';
 import { API, config, policy } from '../../helpers/policy.js';
 import { hmacWithPublicKey, jwksOf, makeKey, nowSeconds, unsecuredToken, type TestKey } from '../../helpers/jwt.js';
 

@@ -1,0 +1,185 @@
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import pino from 'pino';
+import { readControlPlaneRecord } from '../../controlplane/controlplane.js';
+import { type ProxyOptions, type RunningProxy, startProxy } from '../../dataplane/proxy.js';
+import type { UpstreamBinding } from '../../dataplane/sidecar.js';
+import { parseDuration } from '../../api/duration.js';
+import { printLine, usageError } from '../output.js';
+
+/** `trellis proxy` (a sidecar alone) and `trellis run` (an application with its sidecar). */
+export function registerProxy(program: Command): void {
+  proxyFlags(program.command('proxy').description('run a sidecar proxy for one workload (the application runs separately)')).action(async (opts: ProxyFlags) => {
+    const options = await proxyOptions(opts);
+    const proxy = await startProxy(options);
+    printLine(JSON.stringify({ event: 'proxy.ready', workload: opts.workload, admin: `http://127.0.0.1:${proxy.adminPort}`, outbound: proxy.outboundPort, listening: proxy.sidecar.listening }));
+    await untilSignal();
+    await proxy.stop();
+  });
+
+  proxyFlags(
+    program
+      .command('run')
+      .description('run an application with its sidecar: the app gets PORT and HTTP_PROXY, the sidecar does mTLS and policy')
+      .argument('<command...>', 'the application command, after --')
+      .usage('--workload NAMESPACE/NAME [options] -- COMMAND [ARGS...]'),
+  ).action(async (command: string[], opts: ProxyFlags) => {
+    if (opts.appPort.length === 0) opts.appPort = [String(await freePort())];
+    if (opts.outboundPort === undefined) opts.outboundPort = '0';
+    const options = await proxyOptions(opts);
+    const proxy = await startProxy(options);
+    process.exitCode = await runApplication(command, proxy, options);
+  });
+}
+
+interface ProxyFlags {
+  workload: string;
+  controlPlane?: string;
+  caBundle?: string;
+  mesh?: string;
+  token?: string;
+  tokenFile?: string;
+  state?: string;
+  appPort: string[];
+  appHost: string;
+  outboundPort?: string;
+  upstream: string[];
+  adminPort: string;
+  inboundHost?: string;
+  svidTtl?: string;
+  logLevel: string;
+}
+
+function proxyFlags(command: Command): Command {
+  return command
+    .requiredOption('--workload <namespace/name>', 'the WorkloadEntry this proxy serves')
+    .option('--mesh <state-dir>', "the control plane's state directory on this host: sets --control-plane and --ca-bundle")
+    .option('--control-plane <host:port>', 'discovery address of the control plane (port 15012 by default)')
+    .option('--ca-bundle <file>', 'trust bundle that authenticates the control plane (its <state>/ca/bundle.pem)')
+    .option('--token <token>', 'join token (prefer --token-file or TRELLIS_JOIN_TOKEN: arguments are visible to other users)')
+    .option('--token-file <file>', 'file holding the join token')
+    .option('--state <dir>', 'keeps the certificate (key 0600) so a restart needs no new token')
+    .option('--app-port <port|name=port>', 'where the application listens, per workload port name (repeatable)', collect, [])
+    .option('--app-host <host>', 'where the application listens', '127.0.0.1')
+    .option('--outbound-port <port>', 'HTTP proxy port for the application (0: any free port; default 15001 for proxy, any for run)')
+    .option('--upstream <service:port=localport>', 'a local port that leads to one service, e.g. reviews.default.svc.cluster.local:9080=15101 (repeatable)', collect, [])
+    .option('--admin-port <port>', 'admin endpoint on 127.0.0.1 (0: any free port)', '15000')
+    .option('--inbound-host <host>', 'bind inbound listeners here instead of the WorkloadEntry address')
+    .option('--svid-ttl <duration>', "certificate lifetime to ask for (default: the CA's, 1h)")
+    .option('--log-level <level>', 'debug, info, warn or error', 'info');
+}
+
+async function proxyOptions(opts: ProxyFlags): Promise<ProxyOptions> {
+  let controlPlane = opts.controlPlane;
+  let caBundle = opts.caBundle;
+  if (opts.mesh) {
+    const record = readControlPlaneRecord(opts.mesh);
+    controlPlane ??= record.discovery;
+    caBundle ??= join(record.caDir, 'bundle.pem');
+  }
+  if (!controlPlane) throw usageError('give --control-plane HOST:PORT (or --mesh STATE_DIR on the control plane host)');
+  if (!caBundle) throw usageError('give --ca-bundle FILE: the bundle that authenticates the control plane (or --mesh STATE_DIR)');
+  const joinToken = opts.token ?? (opts.tokenFile ? readFileSync(opts.tokenFile, 'utf8').trim() : process.env['TRELLIS_JOIN_TOKEN']);
+  return {
+    workload: opts.workload,
+    controlPlane,
+    caBundle,
+    ...(joinToken ? { joinToken } : {}),
+    ...(opts.state ? { stateDir: opts.state } : {}),
+    appPorts: parseAppPorts(opts.appPort),
+    appHost: opts.appHost,
+    outboundPort: parsePort(opts.outboundPort ?? '15001', '--outbound-port'),
+    upstreams: opts.upstream.map(parseUpstream),
+    adminPort: parsePort(opts.adminPort, '--admin-port'),
+    ...(opts.inboundHost ? { inboundHost: opts.inboundHost } : {}),
+    ...(opts.svidTtl ? { svidTtlSeconds: Math.max(1, Math.round(parseDuration(opts.svidTtl) / 1000)) } : {}),
+    // Logs go to stderr: stdout belongs to the application under `trellis run`.
+    log: pino({ level: opts.logLevel, base: { workload: opts.workload } }, pino.destination(2)),
+  };
+}
+
+/** Starts the application once the sidecar is ready, forwards signals, and ends with it. */
+async function runApplication(command: string[], proxy: RunningProxy, options: ProxyOptions): Promise<number> {
+  const [file, ...args] = command;
+  if (!file) throw usageError('give the application command after --');
+  const ports = options.appPorts;
+  const child = spawn(file, args, {
+    stdio: 'inherit',
+    env: {
+      ...process.env,
+      ...(typeof ports === 'number' ? { PORT: String(ports) } : {}),
+      HTTP_PROXY: `http://127.0.0.1:${proxy.outboundPort}`,
+      http_proxy: `http://127.0.0.1:${proxy.outboundPort}`,
+      NO_PROXY: 'localhost,127.0.0.1,::1',
+      no_proxy: 'localhost,127.0.0.1,::1',
+      TRELLIS_WORKLOAD: options.workload,
+      TRELLIS_ADMIN_PORT: String(proxy.adminPort),
+      TRELLIS_JOIN_TOKEN: '',
+    },
+  });
+  const forward = (signal: NodeJS.Signals): void => {
+    child.kill(signal);
+  };
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  const code = await new Promise<number>((resolve) => {
+    child.once('error', (err) => {
+      options.log.error({ err: err.message }, `cannot start ${file}`);
+      resolve(127);
+    });
+    child.once('exit', (exitCode, signal) => resolve(exitCode ?? (signal ? 128 + 15 : 1)));
+  });
+  process.off('SIGINT', forward);
+  process.off('SIGTERM', forward);
+  await proxy.stop();
+  return code;
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+}
+
+function parseAppPorts(values: string[]): Record<string, number> | number {
+  if (values.length === 1 && !values[0]?.includes('=')) return parsePort(values[0] as string, '--app-port');
+  const ports: Record<string, number> = {};
+  for (const value of values) {
+    const [name, port] = value.split('=');
+    if (!name || port === undefined) throw usageError(`--app-port "${value}": with several ports, write NAME=PORT (NAME is the WorkloadEntry port name)`);
+    ports[name] = parsePort(port, '--app-port');
+  }
+  return ports;
+}
+
+function parseUpstream(value: string): UpstreamBinding {
+  const match = /^([^:=]+):(\d+)=(\d+)$/.exec(value);
+  if (!match) throw usageError(`--upstream "${value}": expected SERVICE:PORT=LOCALPORT, e.g. reviews.default.svc.cluster.local:9080=15101`);
+  return { service: match[1] as string, port: parsePort(match[2] as string, '--upstream'), localPort: parsePort(match[3] as string, '--upstream') };
+}
+
+function parsePort(value: string, flag: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw usageError(`${flag} "${value}": expected a port number 0-65535`);
+  return port;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+/** A free loopback port for the application (the sidecar tells the app through PORT). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}

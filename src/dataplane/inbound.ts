@@ -18,7 +18,7 @@ import type { InboundPolicy } from './inbound-policy.js';
 import { createHttp1Server, createHttp2Server } from './l7/downstream.js';
 import { connectionAttributes, inboundLayers } from './l7/inbound-layers.js';
 import { composeLayers, type L7Request } from './l7/types.js';
-import { sniffSocket } from './sniff.js';
+import { replayableSocket, sniffSocket } from './sniff.js';
 
 const FIRST_BYTES_TIMEOUT_MS = 10_000;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -37,7 +37,6 @@ export class InboundListener {
   private port: InboundPortSnapshot;
   private readonly deps: InboundDeps;
   private readonly server: net.Server;
-  private readonly infos = new WeakMap<net.Socket, ConnectionInfo>();
   private readonly app: AppForwarder;
   private readonly http1;
   private readonly http2;
@@ -48,7 +47,6 @@ export class InboundListener {
     this.app = new AppForwarder(app, port.protocol);
     const handler = composeLayers(inboundLayers(deps), this.app.handler);
     const options = {
-      infoOf: (socket: net.Socket) => this.infos.get(socket),
       handler,
       onError: (error: unknown) => deps.log.error({ err: error, port: port.port }, 'inbound request failed'),
     };
@@ -79,7 +77,8 @@ export class InboundListener {
 
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.http1.closeAllConnections();
+    this.http1.server.closeAllConnections();
+    this.http2.close();
     this.app.close();
     await closed;
   }
@@ -142,7 +141,6 @@ export class InboundListener {
   }
 
   private track(socket: net.Socket, info: ConnectionInfo): void {
-    this.infos.set(socket, info);
     this.deps.tracker.add(socket, info);
   }
 
@@ -154,9 +152,9 @@ export class InboundListener {
     else if (info.alpn === MESH_ALPN.http1) kind = 'http1';
     else if (info.alpn === MESH_ALPN.tcp) kind = 'tcp';
     else {
-      const sniffed = await sniffSocket(socket, FIRST_BYTES_TIMEOUT_MS);
-      if (sniffed === 'closed') return void socket.destroy();
-      kind = sniffed === 'h2' || sniffed === 'http1' ? sniffed : 'tcp';
+      const result = await sniffSocket(socket, FIRST_BYTES_TIMEOUT_MS);
+      if (result === 'closed') return void socket.destroy();
+      kind = result === 'h2' || result === 'http1' ? result : 'tcp';
     }
     if (kind === 'tcp') {
       // An HTTP port only takes HTTP: a raw tunnel would bypass the L7 policy.
@@ -166,8 +164,13 @@ export class InboundListener {
       }
       return this.forwardTcp(socket, info);
     }
-    socket.resume();
-    (kind === 'h2' ? this.http2 : this.http1).emit('connection', socket);
+    if (kind === 'http1') this.http1.accept(socket, info);
+    // HTTP/2 sessions read the socket's native handle and would miss bytes already read into
+    // its JavaScript buffer (sniffed bytes, or data that came with the TLS handshake).
+    else this.http2.accept(replayableSocket(socket), info);
+    // Resume only once a server listens: bytes read before would be lost. (A TLS socket was
+    // never paused; one that sniffSocket paused must be.)
+    if (socket.readableFlowing === false) socket.resume();
   }
 
   private async forwardTcp(socket: net.Socket, info: ConnectionInfo): Promise<void> {

@@ -17,7 +17,7 @@ import { composeLayers, type L7Handler, type L7Layer, type L7Request } from './l
 import { UpstreamError } from './l7/upstream.js';
 import type { MeshDestination, MeshUpstream } from './mesh-upstream.js';
 import type { ResolvedTarget, ServiceResolver } from './service-resolver.js';
-import { sniffSocket } from './sniff.js';
+import { replayableSocket, sniffSocket } from './sniff.js';
 
 export interface OutboundDeps {
   resolver: () => ServiceResolver;
@@ -84,7 +84,7 @@ function forward(deps: OutboundDeps): L7Handler {
  */
 export class OutboundListener {
   private readonly server: net.Server;
-  private readonly http1: http.Server;
+  private readonly http1;
   private readonly http2;
   private readonly infos = new WeakMap<net.Socket, ConnectionInfo>();
   private readonly deps: OutboundDeps;
@@ -101,13 +101,12 @@ export class OutboundListener {
     this.fixedTarget = fixedTarget;
     const handler = composeLayers([route(deps, fixedTarget)], forward(deps));
     const options = {
-      infoOf: (socket: net.Socket) => this.infos.get(socket),
       handler,
       onError: (error: unknown) => deps.log.error({ err: error }, 'outbound request failed'),
     };
     this.http1 = createHttp1Server(options);
     this.http2 = createHttp2Server(options);
-    this.http1.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.onConnectMethod(req, socket, head));
+    this.http1.server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.onConnectMethod(req, socket, head));
     this.server = net.createServer({ noDelay: true }, (socket) => {
       socket.on('error', () => socket.destroy());
       const info = connectionInfo(socket);
@@ -125,7 +124,8 @@ export class OutboundListener {
 
   async close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.http1.closeAllConnections();
+    this.http1.server.closeAllConnections();
+    this.http2.close();
     await closed;
   }
 
@@ -133,10 +133,7 @@ export class OutboundListener {
     const fixed = this.fixedTarget?.();
     if (fixed?.port.protocol === 'TCP') return this.tunnelTcp(socket, fixed);
     const kind = await sniffSocket(socket, SNIFF_TIMEOUT_MS);
-    if (kind === 'h2' || kind === 'http1') {
-      socket.resume();
-      return void (kind === 'h2' ? this.http2 : this.http1).emit('connection', socket);
-    }
+    if (kind === 'h2' || kind === 'http1') return this.acceptHttp(socket, kind);
     if (fixed && kind === 'tcp' && fixed.port.protocol === 'UNKNOWN') return this.tunnelTcp(socket, fixed);
     this.deps.log.info({ port: this.port, kind }, 'outbound connection closed: not HTTP');
     socket.destroy();
@@ -157,12 +154,16 @@ export class OutboundListener {
     }
     // An HTTP service: terminate the tunnel here so the request goes through L7 like any other.
     sniffSocket(socket, SNIFF_TIMEOUT_MS)
-      .then((kind) => {
-        if (kind === 'h2') this.http2.emit('connection', socket);
-        else if (kind === 'http1') this.http1.emit('connection', socket);
-        else socket.destroy();
-      })
+      .then((kind) => (kind === 'h2' || kind === 'http1' ? this.acceptHttp(socket, kind) : socket.destroy()))
       .catch(() => socket.destroy());
+  }
+
+  private acceptHttp(socket: net.Socket, kind: 'h2' | 'http1'): void {
+    const info = this.infos.get(socket) ?? connectionInfo(socket);
+    if (kind === 'http1') this.http1.accept(socket, info);
+    else this.http2.accept(replayableSocket(socket), info);
+    // Resume only once a server listens, or the bytes read meanwhile would be lost.
+    if (socket.readableFlowing === false) socket.resume();
   }
 
   private tunnelTcp(socket: net.Socket, target: ResolvedTarget): void {

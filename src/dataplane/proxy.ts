@@ -107,6 +107,7 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
   const adminPort = await admin.listen(options.adminPort);
   client.connect();
   await waitUntilReady(built, readyTimeoutMs);
+  log.info({ event: 'proxy.ready', admin: adminPort, listening: built.listening, identity: svid.id.toString() }, 'proxy ready');
   return {
     sidecar: built,
     client,

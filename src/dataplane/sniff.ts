@@ -2,7 +2,8 @@
  * Protocol detection on the first bytes of a connection: a TLS ClientHello, an HTTP/2
  * connection preface (prior knowledge), an HTTP/1.x request line, or anything else (raw TCP).
  */
-import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 
 export type Sniffed = 'tls' | 'h2' | 'http1' | 'tcp';
 
@@ -69,4 +70,48 @@ export function sniffSocket(socket: Duplex, timeoutMs: number, onlyFirstByte = f
     socket.once('close', onEnd);
     socket.resume();
   });
+}
+
+/**
+ * A socket whose first bytes were read and put back (sniffSocket) must be read through its
+ * JavaScript side: HTTP/2 sessions otherwise read the native handle directly and would miss the
+ * bytes put back. This wraps it in a plain Duplex, which Node drives through its JS stream path.
+ */
+export function replayableSocket(socket: Socket): Duplex {
+  const wrapper = new Duplex({
+    read() {
+      socket.resume();
+    },
+    write(chunk: Buffer, encoding, callback) {
+      socket.write(chunk, encoding, callback);
+    },
+    final(callback) {
+      socket.end();
+      callback();
+    },
+    destroy(error, callback) {
+      socket.destroy(error ?? undefined);
+      callback(error);
+    },
+  });
+  socket.on('data', (chunk: Buffer) => {
+    if (!wrapper.push(chunk)) socket.pause();
+  });
+  socket.once('end', () => wrapper.push(null));
+  socket.once('error', (err) => wrapper.destroy(err));
+  socket.once('close', () => wrapper.destroy());
+  // What the servers read for addresses and timeouts.
+  Object.assign(wrapper, {
+    remoteAddress: socket.remoteAddress,
+    remotePort: socket.remotePort,
+    localAddress: socket.localAddress,
+    localPort: socket.localPort,
+    setNoDelay: () => wrapper,
+    setKeepAlive: () => wrapper,
+    setTimeout: (ms: number, cb?: () => void) => {
+      socket.setTimeout(ms, cb);
+      return wrapper;
+    },
+  });
+  return wrapper;
 }

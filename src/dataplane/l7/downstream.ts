@@ -5,8 +5,7 @@
  */
 import http from 'node:http';
 import http2 from 'node:http2';
-import type { Socket } from 'node:net';
-import { Readable } from 'node:stream';
+import { type Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ConnectionInfo } from '../connection.js';
 import { fromRawHeaders, type HeaderList, removeHeader, stripHopByHop } from '../headers.js';
@@ -14,8 +13,6 @@ import { localReply } from './local-reply.js';
 import type { L7Handler, L7Request, L7Response } from './types.js';
 
 export interface DownstreamOptions {
-  /** Connection info for a socket handed to the server. */
-  infoOf: (socket: Socket) => ConnectionInfo | undefined;
   handler: L7Handler;
   /** Reports handler failures (the client gets a 500/503). */
   onError?: (error: unknown, request: L7Request) => void;
@@ -24,9 +21,17 @@ export interface DownstreamOptions {
 /** Node's header limits, raised to Envoy's default of 60 KiB. */
 const MAX_HEADER_BYTES = 60 * 1024;
 
-export function createHttp1Server(options: DownstreamOptions): http.Server {
+/** A server that never listens: the listener hands it classified connections with their info. */
+export interface DownstreamServer {
+  accept(socket: Duplex, info: ConnectionInfo): void;
+  /** Closes idle keep-alive connections; active ones finish their requests. */
+  close(): void;
+}
+
+export function createHttp1Server(options: DownstreamOptions): DownstreamServer & { server: http.Server } {
+  const infos = new WeakMap<object, ConnectionInfo>();
   const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, keepAliveTimeout: 60_000 }, (req, res) => {
-    const info = options.infoOf(req.socket);
+    const info = infos.get(req.socket);
     if (!info) {
       res.destroy();
       return;
@@ -52,13 +57,32 @@ export function createHttp1Server(options: DownstreamOptions): http.Server {
   });
   // Tolerate slow or idle keep-alive clients like Envoy does; each request has its own limits.
   server.headersTimeout = 60_000;
-  return server;
+  return {
+    server,
+    accept(socket, info) {
+      infos.set(socket, info);
+      server.emit('connection', socket);
+    },
+    close() {
+      server.closeIdleConnections();
+    },
+  };
 }
 
-export function createHttp2Server(options: DownstreamOptions): http2.Http2Server {
+export function createHttp2Server(options: DownstreamOptions): DownstreamServer & { server: http2.Http2Server } {
+  // Sessions are created synchronously while 'connection' is emitted: that is when each one
+  // learns its connection's info (session.socket is a proxy object, useless as a map key).
+  const infos = new WeakMap<http2.Http2Session, ConnectionInfo>();
+  const sessions = new Set<http2.Http2Session>();
+  let accepting: ConnectionInfo | undefined;
   const server = http2.createServer({ maxHeaderListPairs: 256, settings: { maxHeaderListSize: MAX_HEADER_BYTES } });
+  server.on('session', (session) => {
+    if (accepting) infos.set(session, accepting);
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
   server.on('stream', (stream, headers) => {
-    const info = options.infoOf(stream.session?.socket as Socket);
+    const info = stream.session ? infos.get(stream.session) : undefined;
     if (!info) {
       stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
       return;
@@ -86,7 +110,20 @@ export function createHttp2Server(options: DownstreamOptions): http2.Http2Server
     };
     run(options, request, (response) => writeHttp2(stream, response));
   });
-  return server;
+  return {
+    server,
+    accept(socket, info) {
+      accepting = info;
+      try {
+        server.emit('connection', socket);
+      } finally {
+        accepting = undefined;
+      }
+    },
+    close() {
+      for (const session of sessions) session.close();
+    },
+  };
 }
 
 /** Splits an origin-form or absolute-form request target into authority and path. */

@@ -15,7 +15,7 @@ export function registerProxy(program: Command): void {
   proxyFlags(program.command('proxy').description('run a sidecar proxy for one workload (the application runs separately)')).action(async (opts: ProxyFlags) => {
     const options = await proxyOptions(opts);
     const proxy = await startProxy(options);
-    printLine(JSON.stringify({ event: 'proxy.ready', workload: opts.workload, admin: `http://127.0.0.1:${proxy.adminPort}`, outbound: proxy.outboundPort, listening: proxy.sidecar.listening }));
+    printLine(JSON.stringify({ event: 'proxy.ready', workload: opts.workload, admin: proxy.adminPort, listening: proxy.sidecar.listening }));
     await untilSignal();
     await proxy.stop();
   });

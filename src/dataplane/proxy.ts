@@ -77,7 +77,8 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
     onDecision: (request, decision) => {
       if (decision.decision === 'DENY') {
         log.info(
-          { event: 'authz.deny', source: request.connection.peer?.identity.toString() ?? request.connection.sourceIp, method: request.method, path: request.path, policy: decision.policy, stage: decision.stage, reason: decision.reason },
+          // The query is left out: it may carry a token (access_token), and logs must not.
+          { event: 'authz.deny', source: request.connection.peer?.identity.toString() ?? request.connection.sourceIp, method: request.method, path: request.path.split('?')[0], policy: decision.policy, stage: decision.stage, reason: decision.reason },
           'request denied',
         );
       }

@@ -29,6 +29,8 @@ export interface Check {
 /** A value matcher over one request attribute, which may be absent (or a list, for claims). */
 interface Attribute {
   readonly describeAbsent: string;
+  /** Never show the value in explanations: it may be a credential (they end up in logs). */
+  readonly redact?: boolean;
   read(context: EvalContext): string | readonly string[] | undefined;
   /** Scalar attributes the rule index may file rules under; `templates`: path templates allowed. */
   readonly index?: { readonly name: string; readonly templates?: boolean };
@@ -53,7 +55,14 @@ function valueCheck(field: string, httpOnly: boolean, attribute: Attribute, matc
   };
   const inspect = (context: EvalContext): { shown: string; hit: string | undefined } => {
     const value = read(context);
-    const shown = value === undefined ? attribute.describeAbsent : typeof value === 'string' ? JSON.stringify(value) : `[${value.map((v) => JSON.stringify(v)).join(', ')}]`;
+    const shown =
+      value === undefined
+        ? attribute.describeAbsent
+        : attribute.redact === true
+          ? '<redacted>'
+          : typeof value === 'string'
+            ? JSON.stringify(value)
+            : `[${value.map((v) => JSON.stringify(v)).join(', ')}]`;
     const items = value === undefined ? [] : typeof value === 'string' ? [value] : value;
     return { shown, hit: items.map((v) => matcher.which(v)).find((w) => w !== undefined) };
   };
@@ -119,8 +128,16 @@ const pathAttr: Attribute = { describeAbsent: 'not an HTTP request', read: (c) =
 const sniAttr: Attribute = { describeAbsent: 'no SNI', read: (c) => c.request.sni, index: { name: 'sni' } };
 const portAttr: Attribute = { describeAbsent: 'no port', read: (c) => c.port, index: { name: 'port' } };
 
+/** Headers whose values are credentials: explanations say they did not match, never what they held. */
+const SENSITIVE_HEADER = /^(authorization|proxy-authorization|cookie|set-cookie)$|token|secret|passw|api-?key|session|credential/i;
+
 function headerAttr(name: string): Attribute {
-  return { describeAbsent: `no ${name} header`, read: (c) => c.http?.headers.get(name), index: { name: `header:${name}` } };
+  return {
+    describeAbsent: `no ${name} header`,
+    read: (c) => c.http?.headers.get(name),
+    index: { name: `header:${name}` },
+    ...(SENSITIVE_HEADER.test(name) ? { redact: true } : {}),
+  };
 }
 
 function claimAttr(path: readonly string[]): Attribute {

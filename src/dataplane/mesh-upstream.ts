@@ -45,7 +45,9 @@ export class MeshUpstream {
     }
     let agent = this.agents.get(key);
     if (!agent) {
-      agent = new https.Agent({ keepAlive: true, scheduling: 'lifo', ...this.tlsOptions(destination, MESH_ALPN.http1) });
+      // No session resumption: every connection is a full handshake, verified from scratch
+      // (pooling amortizes the cost), and resumed sessions would not carry the peer's chain.
+      agent = new https.Agent({ keepAlive: true, scheduling: 'lifo', maxCachedSessions: 0, ...this.tlsOptions(destination, MESH_ALPN.http1) });
       this.agents.set(key, agent);
     }
     return sendHttp1(request, { host: destination.endpoint.address, port: destination.port, agent, secure: true });

@@ -75,6 +75,9 @@ export class SpiffeTls {
       cert: this.material.svid.chainPem,
       ca: this.material.bundle.toPem(),
       minVersion: MESH_TLS_MIN_VERSION,
+      // OpenSSL refuses a session resumption offered to a server that verifies client
+      // certificates unless the context has an id; with it, the attempt is handled cleanly.
+      sessionIdContext: 'trellis-mesh',
     };
   }
 

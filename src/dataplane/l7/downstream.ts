@@ -5,11 +5,11 @@
  */
 import http from 'node:http';
 import http2 from 'node:http2';
-import { type Duplex, Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import type { ConnectionInfo } from '../connection.js';
 import { fromRawHeaders, type HeaderList, removeHeader, stripHopByHop } from '../headers.js';
 import { localReply } from './local-reply.js';
+import { forward, writeAll } from './streams.js';
 import type { L7Handler, L7Request, L7Response } from './types.js';
 
 export interface DownstreamOptions {
@@ -172,12 +172,8 @@ async function writeHttp2(stream: http2.ServerHttp2Stream, response: L7Response)
   await writeBody(response.body, stream);
 }
 
-async function writeBody(body: Readable | Buffer, sink: NodeJS.WritableStream): Promise<void> {
-  if (Buffer.isBuffer(body)) {
-    await pipeline(Readable.from(body.length > 0 ? [body] : []), sink);
-  } else {
-    await pipeline(body, sink);
-  }
+function writeBody(body: Readable | Buffer, sink: Writable): Promise<void> {
+  return Buffer.isBuffer(body) ? writeAll(sink, body) : forward(body, sink);
 }
 
 function appendHeader(headers: http2.OutgoingHttpHeaders, name: string, value: string): void {

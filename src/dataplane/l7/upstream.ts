@@ -6,8 +6,8 @@
 import http from 'node:http';
 import type http2 from 'node:http2';
 import https from 'node:https';
-import { pipeline } from 'node:stream/promises';
 import { fromRawHeaders, type HeaderList, stripHopByHop } from '../headers.js';
+import { forward } from './streams.js';
 import type { L7Request, L7Response } from './types.js';
 
 export class UpstreamError extends Error {
@@ -51,9 +51,8 @@ export function sendHttp1(request: L7Request, target: Http1Target): Promise<L7Re
       });
     });
     upstream.once('error', (err) => reject(classify(err)));
-    pipeline(request.body, upstream).catch((err: unknown) => {
-      upstream.destroy(err instanceof Error ? err : undefined);
-    });
+    // Failures surface through the request's 'error' event (above).
+    forward(request.body, upstream).catch(() => undefined);
   });
 }
 
@@ -111,9 +110,8 @@ export function sendHttp2(request: L7Request, session: http2.ClientHttp2Session,
       resolve({ status: Number(incoming[':status'] ?? 502), headers: stripHopByHop(headerListOf(incoming)), body: stream, trailers: () => trailers });
     });
     stream.once('error', (err) => reject(classify(err)));
-    pipeline(request.body, stream).catch((err: unknown) => {
-      stream.destroy(err instanceof Error ? err : undefined);
-    });
+    // Failures surface through the stream's 'error' event (above).
+    forward(request.body, stream).catch(() => undefined);
   });
 }
 

@@ -47,6 +47,8 @@ export interface InboundPortSnapshot {
  */
 export interface InboundSnapshot {
   ports: InboundPortSnapshot[];
+  /** Local rate limits on this workload's inbound requests (issue 5); absent: none. */
+  rateLimits?: RateLimitSnapshot[];
   policy: WorkloadPolicy;
 }
 
@@ -92,6 +94,217 @@ export interface ServiceSnapshot {
 
 export interface OutboundSnapshot {
   services: ServiceSnapshot[];
+  /**
+   * Traffic management (issue 5). Absent in snapshots from control planes that predate it;
+   * then every service gets its default route (all endpoints, round robin).
+   */
+  traffic?: TrafficSnapshot;
+}
+
+// ---- Traffic management: the compiled, resolved form of VirtualService, DestinationRule,
+// Sidecar and RateLimit for one proxy. Durations are milliseconds, percentages 0-100,
+// regular expressions are source strings (validated by the control plane, compiled by the
+// proxy once per version). Names follow Istio's fields so they can be looked up there.
+
+export interface TrafficSnapshot {
+  /** One route table per (service host, service port) this proxy may call. */
+  routeTables: RouteTableSnapshot[];
+  /** One cluster per (service host, service port, subset); the default subset is ''. */
+  clusters: ClusterSnapshot[];
+  /** Sidecar `outboundTrafficPolicy.mode` (else MeshConfig's, else Istio's ALLOW_ANY). */
+  outboundTrafficPolicy: 'REGISTRY_ONLY' | 'ALLOW_ANY';
+  /** Where the setting came from, for explanations (`Sidecar ns/name`, `MeshConfig mesh`, `default`). */
+  outboundTrafficPolicySource: string;
+}
+
+export interface RouteTableSnapshot {
+  host: string;
+  port: number;
+  /** `namespace/name` of the VirtualService that defines these routes; absent: the default route. */
+  virtualService?: string;
+  http: HttpRouteSnapshot[];
+  tcp: TcpRouteSnapshot[];
+  tls: TlsRouteSnapshot[];
+}
+
+export interface StringMatchSnapshot {
+  exact?: string;
+  prefix?: string;
+  regex?: string;
+}
+
+export interface HttpMatchSnapshot {
+  name?: string;
+  uri?: StringMatchSnapshot;
+  scheme?: StringMatchSnapshot;
+  method?: StringMatchSnapshot;
+  authority?: StringMatchSnapshot;
+  /** Lower-case header names. */
+  headers?: Record<string, StringMatchSnapshot>;
+  withoutHeaders?: Record<string, StringMatchSnapshot>;
+  queryParams?: Record<string, StringMatchSnapshot>;
+  port?: number;
+  sourceLabels?: Record<string, string>;
+  sourceNamespace?: string;
+  ignoreUriCase?: boolean;
+}
+
+export interface HeaderOperationsSnapshot {
+  set?: Record<string, string>;
+  add?: Record<string, string>;
+  remove?: string[];
+}
+
+export interface HeadersSnapshot {
+  request?: HeaderOperationsSnapshot;
+  response?: HeaderOperationsSnapshot;
+}
+
+export interface RouteDestinationSnapshot {
+  /** The cluster name (see ClusterSnapshot.name). */
+  cluster: string;
+  host: string;
+  subset?: string;
+  port: number;
+  /** 0-100; the weights of a route add up to 100. */
+  weight: number;
+  headers?: HeadersSnapshot;
+}
+
+export interface HttpRetrySnapshot {
+  attempts: number;
+  perTryTimeoutMs?: number;
+  /** Envoy/Istio condition names: 5xx, gateway-error, reset, connect-failure, retriable-4xx,
+   * refused-stream, retriable-status-codes, cancelled, deadline-exceeded, internal,
+   * resource-exhausted, unavailable; and bare status codes ("503"). */
+  retryOn: string[];
+  /** Status codes that `retriable-status-codes` (and bare codes in retryOn) retry. */
+  retriableStatusCodes: number[];
+  /** Base interval of the exponential backoff with jitter (Envoy default 25 ms). */
+  backoffBaseMs: number;
+}
+
+export interface HttpFaultSnapshot {
+  delay?: { fixedDelayMs: number; percentage: number };
+  abort?: { httpStatus?: number; grpcStatus?: number; percentage: number };
+}
+
+export interface CorsPolicySnapshot {
+  allowOrigins: StringMatchSnapshot[];
+  allowMethods: string[];
+  allowHeaders: string[];
+  exposeHeaders: string[];
+  maxAgeSeconds?: number;
+  allowCredentials?: boolean;
+}
+
+export interface HttpRouteSnapshot {
+  /** The route's `name`, else its index in the VirtualService's `http` list. */
+  name?: string;
+  index: number;
+  /** Empty: matches every request. Several: any of them (OR). */
+  match: HttpMatchSnapshot[];
+  route: RouteDestinationSnapshot[];
+  redirect?: { uri?: string; authority?: string; port?: number; scheme?: string; redirectCode: number };
+  directResponse?: { status: number; body?: string };
+  rewrite?: { uri?: string; authority?: string; uriRegexRewrite?: { match: string; rewrite: string } };
+  /** Overall timeout; absent or 0: none (Istio's default for HTTP). */
+  timeoutMs?: number;
+  retries?: HttpRetrySnapshot;
+  fault?: HttpFaultSnapshot;
+  mirrors: Array<{ cluster: string; host: string; subset?: string; port: number; percentage: number }>;
+  corsPolicy?: CorsPolicySnapshot;
+  headers?: HeadersSnapshot;
+}
+
+export interface L4MatchSnapshot {
+  port?: number;
+  destinationSubnets?: string[];
+  sourceLabels?: Record<string, string>;
+  sourceNamespace?: string;
+  /** TLS routes only. */
+  sniHosts?: string[];
+}
+
+export interface TcpRouteSnapshot {
+  index: number;
+  match: L4MatchSnapshot[];
+  route: RouteDestinationSnapshot[];
+}
+
+export type TlsRouteSnapshot = TcpRouteSnapshot;
+
+export type LoadBalancerSnapshot =
+  | { simple: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'PASSTHROUGH' }
+  | {
+      consistentHash:
+        | { httpHeaderName: string }
+        | { httpCookie: { name: string; path?: string; ttlMs?: number } }
+        | { useSourceIp: true }
+        | { httpQueryParameterName: string };
+      /** Ring size (Envoy's minimumRingSize; Istio default 1024). */
+      minimumRingSize: number;
+    };
+
+export interface ConnectionPoolSnapshot {
+  /** tcp.maxConnections: concurrent connections to the cluster (Envoy default 2^32-1). */
+  maxConnections?: number;
+  connectTimeoutMs?: number;
+  /** http.http1MaxPendingRequests: requests waiting for a connection. */
+  http1MaxPendingRequests?: number;
+  /** http.http2MaxRequests: concurrent requests to the cluster. */
+  http2MaxRequests?: number;
+  maxRequestsPerConnection?: number;
+  /** http.maxRetries: concurrent retries to the cluster. */
+  maxRetries?: number;
+  idleTimeoutMs?: number;
+}
+
+export interface OutlierDetectionSnapshot {
+  consecutive5xxErrors?: number;
+  consecutiveGatewayErrors?: number;
+  intervalMs: number;
+  baseEjectionTimeMs: number;
+  maxEjectionPercent: number;
+  minHealthPercent: number;
+}
+
+export interface ClusterSnapshot {
+  /** Envoy-style: `outbound|<port>|<subset>|<host>`. */
+  name: string;
+  host: string;
+  port: number;
+  subset?: string;
+  protocol: PortProtocol;
+  location: 'MESH_INTERNAL' | 'MESH_EXTERNAL';
+  /** For MESH_EXTERNAL: how endpoints are found (DNS resolves `host` at connect time). */
+  resolution: 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN';
+  /** Endpoints of the subset; `ports` keyed like EndpointSnapshot.ports. */
+  endpoints: EndpointSnapshot[];
+  /** The endpoint port name for this service port. */
+  targetPortName: string;
+  /** ISTIO_MUTUAL inside the mesh; DISABLE / SIMPLE for external destinations. */
+  tls: { mode: 'ISTIO_MUTUAL' | 'DISABLE' | 'SIMPLE'; sni?: string };
+  loadBalancer: LoadBalancerSnapshot;
+  connectionPool: ConnectionPoolSnapshot;
+  outlierDetection?: OutlierDetectionSnapshot;
+  /** `namespace/name` of the DestinationRule that shaped it, for explanations. */
+  destinationRule?: string;
+}
+
+/** trellis.dev/v1alpha1 RateLimit, compiled for the inbound side of one workload. */
+export interface RateLimitSnapshot {
+  /** `namespace/name` of the RateLimit. */
+  source: string;
+  rules: Array<{
+    /** Empty: every request. Same operation fields as AuthorizationPolicy `to.operation`. */
+    match: { paths?: string[]; methods?: string[]; ports?: number[] };
+    /** One bucket for the workload, or one per caller identity. */
+    per: 'workload' | 'caller';
+    maxTokens: number;
+    tokensPerFill: number;
+    fillIntervalMs: number;
+  }>;
 }
 
 export interface TrustSnapshot {

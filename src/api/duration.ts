@@ -14,6 +14,8 @@ const UNIT_MS: Readonly<Record<string, number>> = {
   ns: 0.000_001,
 };
 
+const MAX_DURATION_MS = 876_000 * 3_600_000;
+
 const PART = /(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)/y;
 
 export function parseDuration(text: string): number {
@@ -37,8 +39,9 @@ export function parseDuration(text: string): number {
     total += Number(match[1]) * (UNIT_MS[match[2] ?? ''] ?? Number.NaN);
     index = PART.lastIndex;
   }
-  if (!Number.isFinite(total)) {
-    throw new TrellisError('TRELLIS_BAD_DURATION', `invalid duration "${text}": value out of range`);
+  // Anything past ~100 years is a typo, and dates built from it would be invalid.
+  if (!Number.isFinite(total) || total > MAX_DURATION_MS) {
+    throw new TrellisError('TRELLIS_BAD_DURATION', `invalid duration "${text}": value out of range (at most 876000h)`, { exitCode: 2 });
   }
   return total;
 }

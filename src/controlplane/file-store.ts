@@ -42,7 +42,11 @@ export class FileConfigStore implements ConfigStore {
   private lastSourcesKey: string | undefined;
   private lastChangeAt: Date | undefined;
   private refusedVersion: string | undefined;
-  private watcher: FSWatcher | undefined;
+  /**
+   * One non-recursive watcher per directory. (Node's recursive watcher on Linux stops reporting
+   * a file once an editor or `sed -i` replaced it by rename; a directory watcher sees renames.)
+   */
+  private readonly watchers = new Map<string, FSWatcher>();
   private debounce: NodeJS.Timeout | undefined;
   private rescan: NodeJS.Timeout | undefined;
   /** Reloads run one at a time; a request during a reload runs once more afterwards. */
@@ -61,19 +65,15 @@ export class FileConfigStore implements ConfigStore {
       throw new TrellisError('TRELLIS_CONFIG_DIR', `config directory ${this.options.dir} does not exist or is not a directory: create it, or point --config at your YAML files`, { exitCode: 2 });
     }
     await this.reload();
-    try {
-      this.watcher = watch(this.options.dir, { recursive: true }, () => this.schedule());
-      this.watcher.on('error', (err) => this.options.logger.warn({ event: 'config.watch-error', err: errorMessage(err) }, 'config watcher failed; relying on the periodic rescan'));
-    } catch (err) {
-      this.options.logger.warn({ event: 'config.watch-error', err: errorMessage(err) }, 'cannot watch the config directory; relying on the periodic rescan');
-    }
+    await this.syncWatchers();
     this.rescan = setInterval(() => void this.reload(), this.options.rescanIntervalMs);
     this.rescan.unref();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.watcher?.close();
+    for (const watcher of this.watchers.values()) watcher.close();
+    this.watchers.clear();
     if (this.debounce) clearTimeout(this.debounce);
     if (this.rescan) clearInterval(this.rescan);
     await this.running;
@@ -119,6 +119,7 @@ export class FileConfigStore implements ConfigStore {
         this.again = false;
         try {
           await this.load();
+          await this.syncWatchers();
         } catch (err) {
           this.options.logger.error({ event: 'config.load-failed', err: errorMessage(err) }, 'reading the config directory failed; the last good config stays live');
         }
@@ -127,6 +128,27 @@ export class FileConfigStore implements ConfigStore {
       this.running = undefined;
     });
     return this.running;
+  }
+
+  /** Watches every directory under the config directory; follows directories added or removed. */
+  private async syncWatchers(): Promise<void> {
+    if (this.stopped) return;
+    const dirs = new Set(await listDirectories(this.options.dir));
+    for (const [dir, watcher] of this.watchers) {
+      if (dirs.has(dir)) continue;
+      watcher.close();
+      this.watchers.delete(dir);
+    }
+    for (const dir of dirs) {
+      if (this.watchers.has(dir)) continue;
+      try {
+        const watcher = watch(dir, () => this.schedule());
+        watcher.on('error', (err) => this.options.logger.warn({ event: 'config.watch-error', dir, err: errorMessage(err) }, 'config watcher failed; relying on the periodic rescan'));
+        this.watchers.set(dir, watcher);
+      } catch (err) {
+        this.options.logger.warn({ event: 'config.watch-error', dir, err: errorMessage(err) }, 'cannot watch a config directory; relying on the periodic rescan');
+      }
+    }
   }
 
   private schedule(): void {
@@ -210,4 +232,13 @@ function sourcesKey(texts: readonly ConfigText[], problems: readonly ConfigDiagn
   for (const { file, text } of texts) hash.update(`${file}\u0000${text}\u0000`);
   for (const problem of problems) hash.update(`!${problem.file}\u0000${problem.message}\u0000`);
   return hash.digest('hex').slice(0, 16);
+}
+
+async function listDirectories(root: string): Promise<string[]> {
+  const found = [root];
+  for (let i = 0; i < found.length; i++) {
+    const entries = await readdir(found[i] as string, { withFileTypes: true }).catch(() => []);
+    for (const entry of entries) if (entry.isDirectory() && !entry.name.startsWith('.')) found.push(join(found[i] as string, entry.name));
+  }
+  return found;
 }

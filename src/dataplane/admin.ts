@@ -41,7 +41,7 @@ export class AdminServer {
         case '/stats':
           return current ? send(200, { liveConnections: current.liveConnections, versions: current.versions, connected: status.connected() }) : send(503, 'not started');
         default:
-          return send(404, 'endpoints: /ready /identity /config_dump /stats');
+          return send(404, 'endpoints: /ready /healthz/ready /identity /config_dump /stats');
       }
     });
   }

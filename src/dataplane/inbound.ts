@@ -21,6 +21,8 @@ import { composeLayers, type L7Request } from './l7/types.js';
 import { replayableSocket, sniffSocket } from './sniff.js';
 
 const FIRST_BYTES_TIMEOUT_MS = 10_000;
+/** How long a closing listener lets requests in flight finish. */
+const DRAIN_MS = 5_000;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
 
 export interface InboundDeps {
@@ -37,6 +39,8 @@ export class InboundListener {
   private port: InboundPortSnapshot;
   private readonly deps: InboundDeps;
   private readonly server: net.Server;
+  /** Every connection accepted on this port, for draining on close. */
+  private readonly sockets = new Set<net.Socket | tls.TLSSocket>();
   private readonly app: AppForwarder;
   private readonly http1;
   private readonly http2;
@@ -53,6 +57,8 @@ export class InboundListener {
     this.http1 = createHttp1Server(options);
     this.http2 = createHttp2Server(options);
     this.server = net.createServer({ noDelay: true }, (socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
       this.accept(socket).catch((err: unknown) => {
         deps.log.warn({ err, port: this.port.port }, 'inbound connection failed');
         socket.destroy();
@@ -75,12 +81,18 @@ export class InboundListener {
     return (this.server.address() as net.AddressInfo).port;
   }
 
-  async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.http1.server.closeAllConnections();
+  /**
+   * Stops accepting, lets requests in flight finish for up to `drainMs`, then closes whatever is
+   * left (idle keep-alive connections at once, long-lived TCP streams at the deadline).
+   */
+  async close(drainMs = DRAIN_MS): Promise<void> {
+    this.server.close();
+    this.http1.close();
     this.http2.close();
+    const deadline = Date.now() + drainMs;
+    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+    for (const socket of this.sockets) socket.destroy();
     this.app.close();
-    await closed;
   }
 
   private async accept(socket: net.Socket): Promise<void> {
@@ -107,6 +119,10 @@ export class InboundListener {
       rejectUnauthorized: true,
       ALPNProtocols: [MESH_ALPN.http2, MESH_ALPN.http1, MESH_ALPN.tcp],
     });
+    // From here the TLS socket owns the connection: track it (the raw one may never emit 'close').
+    this.sockets.delete(socket);
+    this.sockets.add(secure);
+    secure.once('close', () => this.sockets.delete(secure));
     const timer = setTimeout(() => secure.destroy(), HANDSHAKE_TIMEOUT_MS);
     secure.on('error', (err) => {
       clearTimeout(timer);
@@ -122,13 +138,20 @@ export class InboundListener {
         return;
       }
       const cert = secure.getPeerCertificate();
+      // Under DISABLE the port does not use mTLS identities: policies, XFCC and denial details
+      // all behave as for plaintext (the certificate was still checked).
+      const usesIdentity = port.mtls !== 'DISABLE';
       const info = connectionInfo(socket, {
-        peer: {
-          identity: peer.id,
-          serial: peer.leaf.serialNumber.toLowerCase(),
-          certSha256: cert.fingerprint256.replace(/:/g, '').toLowerCase(),
-          notAfter: peer.notAfter,
-        },
+        ...(usesIdentity
+          ? {
+              peer: {
+                identity: peer.id,
+                serial: peer.leaf.serialNumber.toLowerCase(),
+                certSha256: cert.fingerprint256.replace(/:/g, '').toLowerCase(),
+                notAfter: peer.notAfter,
+              },
+            }
+          : {}),
         ...(typeof secure.alpnProtocol === 'string' ? { alpn: secure.alpnProtocol } : {}),
         ...(typeof (secure as { servername?: unknown }).servername === 'string' ? { sni: (secure as unknown as { servername: string }).servername } : {}),
       });

@@ -16,6 +16,11 @@ import { MESH_ALPN } from './alpn.js';
 export interface MeshDestination {
   endpoint: EndpointSnapshot;
   port: number;
+  /**
+   * Identities allowed to serve the service besides the endpoint's own (the other endpoints'
+   * and ServiceEntry subjectAltNames): the server must hold one of these.
+   */
+  serviceIdentities: readonly string[];
   /** SNI, Istio style: outbound_.<port>_._.<host>. */
   serverName: string;
 }
@@ -76,7 +81,8 @@ export class MeshUpstream {
 
   private tlsOptions(destination: MeshDestination, alpn: string): tls.ConnectionOptions {
     const expected = destination.endpoint.identity;
-    return this.tlsMaterial().clientOptions((id) => (id.toString() === expected ? true : `expected ${expected} for ${destination.endpoint.workload}`), {
+    const allowed = new Set([expected, ...destination.serviceIdentities]);
+    return this.tlsMaterial().clientOptions((id) => (allowed.has(id.toString()) ? true : `expected ${expected} (or another identity of the service) for ${destination.endpoint.workload}`), {
       servername: destination.serverName,
       ALPNProtocols: [alpn],
     });

@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import type http from 'node:http';
 import net from 'node:net';
 import type { Logger } from 'pino';
+import { SpiffeId } from '../identity/spiffe-id.js';
 import { MESH_ALPN } from './alpn.js';
 import { type ConnectionInfo, connectionInfo, type ConnectionTracker } from './connection.js';
 import { createHttp1Server, createHttp2Server } from './l7/downstream.js';
@@ -54,7 +55,7 @@ function route(deps: OutboundDeps, fixedTarget?: () => ResolvedTarget | undefine
       request.context.responseFlags.push('UH');
       return Promise.resolve(localReply(request, 503, `no healthy upstream for ${target.service.host}:${target.port.number}`));
     }
-    const destination = { endpoint: picked.endpoint, port: picked.port, serverName: serverNameFor(target) };
+    const destination = { endpoint: picked.endpoint, port: picked.port, serverName: serverNameFor(target), serviceIdentities: target.service.identities };
     request.context.upstreamHost = `${picked.endpoint.address}:${picked.port}`;
     destinationOf.set(request, { target, destination });
     return next(request);
@@ -87,6 +88,7 @@ export class OutboundListener {
   private readonly http1;
   private readonly http2;
   private readonly infos = new WeakMap<net.Socket, ConnectionInfo>();
+  private readonly sockets = new Set<net.Socket>();
   private readonly deps: OutboundDeps;
   private readonly fixedTarget: (() => ResolvedTarget | undefined) | undefined;
   private readonly port: number;
@@ -108,6 +110,8 @@ export class OutboundListener {
     this.http2 = createHttp2Server(options);
     this.http1.server.on('connect', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => this.onConnectMethod(req, socket, head));
     this.server = net.createServer({ noDelay: true }, (socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
       socket.on('error', () => socket.destroy());
       const info = connectionInfo(socket);
       this.infos.set(socket, info);
@@ -122,11 +126,14 @@ export class OutboundListener {
     return (this.server.address() as net.AddressInfo).port;
   }
 
-  async close(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.http1.server.closeAllConnections();
+  /** Stops accepting, lets requests in flight finish for up to `drainMs`, then closes the rest. */
+  async close(drainMs = 5_000): Promise<void> {
+    this.server.close();
+    this.http1.close();
     this.http2.close();
-    await closed;
+    const deadline = Date.now() + drainMs;
+    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+    for (const socket of this.sockets) socket.destroy();
   }
 
   private async classify(socket: net.Socket): Promise<void> {
@@ -144,6 +151,10 @@ export class OutboundListener {
     const target = this.deps.resolver().resolve(req.url ?? '', 443);
     if (!target) {
       socket.end(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\n\r\nno route to "${req.url ?? ''}": not a service registered in the mesh`);
+      return;
+    }
+    if (target.service.location === 'MESH_EXTERNAL') {
+      socket.end(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\n\r\n${target.service.host} is outside the mesh (MESH_EXTERNAL): egress is not supported yet`);
       return;
     }
     socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
@@ -172,8 +183,20 @@ export class OutboundListener {
       socket.destroy();
       return;
     }
-    const upstream = this.deps.upstream.connectTls({ endpoint: picked.endpoint, port: picked.port, serverName: serverNameFor(target) }, MESH_ALPN.tcp);
+    const upstream = this.deps.upstream.connectTls(
+      { endpoint: picked.endpoint, port: picked.port, serverName: serverNameFor(target), serviceIdentities: target.service.identities },
+      MESH_ALPN.tcp,
+    );
     upstream.once('secureConnect', () => {
+      // Tracked with the server's identity, so revoking the server closes this tunnel too.
+      const cert = upstream.getPeerCertificate();
+      const id = peerIdentityOf(cert);
+      if (id) {
+        this.deps.tracker.add(upstream, {
+          ...connectionInfo(upstream),
+          peer: { identity: id, serial: cert.serialNumber.toLowerCase(), certSha256: cert.fingerprint256.replace(/:/g, '').toLowerCase(), notAfter: new Date(cert.valid_to) },
+        });
+      }
       socket.pipe(upstream);
       upstream.pipe(socket);
       socket.resume();
@@ -185,4 +208,10 @@ export class OutboundListener {
     upstream.on('close', () => socket.destroy());
     socket.on('close', () => upstream.destroy());
   }
+}
+
+/** The SPIFFE ID in a verified peer certificate's URI SAN (the TLS layer already checked it). */
+function peerIdentityOf(cert: { subjectaltname?: string }): SpiffeId | undefined {
+  const uri = /URI:(spiffe:\/\/[^,\s]+)/.exec(cert.subjectaltname ?? '')?.[1];
+  return uri && SpiffeId.isValid(uri) ? SpiffeId.parse(uri) : undefined;
 }

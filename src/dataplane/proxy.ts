@@ -51,7 +51,9 @@ export interface RunningProxy {
 /** Starts a proxy and waits until it is ready (listening with a full snapshot) or `readyTimeoutMs` passes. */
 export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000): Promise<RunningProxy> {
   const log = options.log;
-  const kept = options.stateDir ? loadKeptSvid(options.stateDir, log) : undefined;
+  // A join token given now wins over a kept certificate: the operator is (re)joining on purpose,
+  // for example after the kept one was revoked.
+  const kept = options.stateDir && !options.joinToken ? loadKeptSvid(options.stateDir, log) : undefined;
   // The sidecar is built once the SVID exists; pushes can only arrive after that (connect()).
   const holder: { sidecar?: Sidecar } = {};
   const client = new DiscoveryClient({
@@ -92,22 +94,24 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
   const built = new Sidecar(sidecarOptions, svid, client.trustBundle);
   holder.sidecar = built;
   if (options.stateDir) keepSvid(options.stateDir, svid, client.trustBundle, log);
+  // The client logs its own connects, disconnects, NACKs and renewals.
   client.on('svid', (next, bundle) => {
     built.updateSvid(next, bundle);
     if (options.stateDir) keepSvid(options.stateDir, next, bundle, log);
-    log.info({ event: 'svid.renewed', serial: next.leaf.serialNumber, notAfter: next.notAfter.toISOString() }, 'certificate renewed');
   });
-  client.on('connected', (info) => log.info({ event: 'discovery.connected', controlPlane: info.address }, 'connected to the control plane'));
-  client.on('disconnected', (info) =>
-    log.warn({ event: 'discovery.disconnected', err: info.error ? errorMessage(info.error) : undefined, retryInMs: Math.round(info.retryInMs) }, 'control plane unreachable: serving with the last config'),
-  );
-  client.on('nack', (update) => log.warn({ event: 'discovery.nack', type: update.type, version: update.version, reason: update.message }, 'refused a config version'));
-  client.on('warning', (error) => log.warn({ event: 'discovery.warning', err: error.message }, error.message));
 
   const admin = new AdminServer(() => built, { connected: () => client.connected });
-  const adminPort = await admin.listen(options.adminPort);
-  client.connect();
-  await waitUntilReady(built, readyTimeoutMs);
+  let adminPort: number;
+  try {
+    adminPort = await admin.listen(options.adminPort);
+    client.connect();
+    await waitUntilReady(built, readyTimeoutMs);
+  } catch (err) {
+    // Leave nothing running behind a proxy that could not start.
+    client.stop();
+    await Promise.all([built.close(), admin.close()]);
+    throw err;
+  }
   log.info({ event: 'proxy.ready', admin: adminPort, listening: built.listening, identity: svid.id.toString() }, 'proxy ready');
   return {
     sidecar: built,

@@ -49,6 +49,13 @@ export interface SidecarOptions {
 
 export type ApplyResult = { ok: true } | { ok: false; error: string };
 
+interface ListenerPlan {
+  opened: Map<string, { listener: InboundListener; port: number }>;
+  obsolete: Map<string, InboundListener>;
+  /** Everything needed to serve is known (first start may proceed). */
+  complete: boolean;
+}
+
 interface State {
   workload?: WorkloadSnapshot;
   inbound?: InboundSnapshot;
@@ -114,31 +121,61 @@ export class Sidecar {
     this.spiffe.update({ svid, bundle });
   }
 
-  /** Applies one pushed resource; all-or-nothing per resource type. */
+  /**
+   * Applies one pushed resource, all or nothing: the new state and any listeners it needs are
+   * prepared first; only when everything is ready does it replace the old one (ACK). Anything
+   * that fails leaves the previous version live (NACK).
+   */
   async apply(type: ResourceType, resource: unknown, version: string): Promise<ApplyResult> {
+    let next: State;
+    let trustChange: (() => void) | undefined;
     try {
       switch (type) {
         case 'workload':
-          this.applyWorkload(resource as WorkloadSnapshot);
+          next = { ...this.state, workload: this.checkWorkload(resource as WorkloadSnapshot) };
           break;
         case 'inbound':
-          this.applyInbound(resource as InboundSnapshot);
+          next = { ...this.state, ...this.prepareInbound(resource as InboundSnapshot) };
           break;
         case 'outbound':
-          this.state = { ...this.state, outbound: resource as OutboundSnapshot, resolver: new ServiceResolver(resource as OutboundSnapshot) };
+          next = { ...this.state, outbound: resource as OutboundSnapshot, resolver: new ServiceResolver(resource as OutboundSnapshot) };
           break;
         case 'trust':
-          this.applyTrust(resource as TrustSnapshot);
+          trustChange = this.prepareTrust(resource as TrustSnapshot);
+          next = { ...this.state, trust: resource as TrustSnapshot };
           break;
       }
     } catch (err) {
       return { ok: false, error: (err as Error).message };
     }
-    this.state.versions = { ...this.state.versions, [type]: version };
+    next = { ...next, versions: { ...this.state.versions, [type]: version } };
+    let listeners: ListenerPlan;
     try {
-      await this.reconcileListeners();
+      listeners = await this.prepareListeners(next);
     } catch (err) {
       return { ok: false, error: `cannot open listeners: ${(err as Error).message}` };
+    }
+    // Commit: from here on nothing fails.
+    this.state = next;
+    trustChange?.();
+    for (const [name, listener] of listeners.obsolete) {
+      this.inbound.delete(name);
+      delete this.ports.inbound[name];
+      // Connections on the old port finish in the background.
+      void listener.close();
+    }
+    for (const [name, listener] of listeners.opened) {
+      this.inbound.set(name, listener.listener);
+      this.ports.inbound[name] = listener.port;
+    }
+    for (const port of next.inbound?.ports ?? []) this.inbound.get(port.name)?.update(port);
+    if (!this.started && listeners.complete) {
+      try {
+        await this.start(next);
+      } catch (err) {
+        this.options.log.error({ event: 'sidecar.start_failed', err: (err as Error).message }, 'cannot open the outbound listeners');
+        return { ok: false, error: `cannot open the outbound listeners: ${(err as Error).message}` };
+      }
     }
     return { ok: true };
   }
@@ -151,40 +188,40 @@ export class Sidecar {
     this.upstream.close();
   }
 
-  private applyWorkload(workload: WorkloadSnapshot): void {
+  private checkWorkload(workload: WorkloadSnapshot): WorkloadSnapshot {
     if (workload.identity !== this.svid.id.toString()) {
       throw new Error(`workload ${workload.namespace}/${workload.name} runs as ${workload.identity}, but this proxy holds ${this.svid.id.toString()}`);
     }
-    this.state = { ...this.state, workload };
+    return workload;
   }
 
-  private applyInbound(inbound: InboundSnapshot): void {
-    const workload = this.state.workload;
-    if (!workload) throw new Error('inbound config arrived before the workload config');
+  private prepareInbound(inbound: InboundSnapshot): Pick<State, 'inbound' | 'policy'> {
+    if (!this.state.workload) throw new Error('inbound config arrived before the workload config');
     for (const port of inbound.ports) {
-      if (this.appTarget(port.name) === undefined) throw new Error(`no application port given for workload port "${port.name}" (${port.port})`);
+      if (this.appTarget(port.name) === undefined) {
+        throw new Error(`no application port for workload port "${port.name}" (${port.port}): start the proxy with --app-port ${port.name}=PORT`);
+      }
     }
-    // Compile first: a policy that fails to compile leaves the old one in place.
-    const policy = new InboundPolicy(inbound.policy, this.jwks);
-    this.state = { ...this.state, inbound, policy };
-    for (const port of inbound.ports) this.inbound.get(port.name)?.update(port);
+    // A policy that fails to compile throws here, and the old one stays.
+    return { inbound, policy: new InboundPolicy(inbound.policy, this.jwks) };
   }
 
-  private applyTrust(trust: TrustSnapshot): void {
+  /** Validates new trust material; the returned function puts it in force. */
+  private prepareTrust(trust: TrustSnapshot): () => void {
     const bundle = TrustBundle.fromSpiffeJson(trust.trustDomain, trust.bundle);
     if (bundle.roots.length === 0) throw new Error('the trust bundle has no roots');
     const revocations = RevocationList.fromJson(trust.revocations);
-    const previous = this.spiffe.revocations;
-    this.spiffe.update({ bundle, revocations });
-    this.state = { ...this.state, trust };
-    if (revocations.sequence !== previous.sequence) {
+    return () => {
+      const previous = this.spiffe.revocations;
+      this.spiffe.update({ bundle, revocations });
+      if (revocations.sequence === previous.sequence) return;
       // A revocation takes effect on live connections, not only on new ones.
       const closed = this.tracker.closeWhere(
         (info) => info.peer !== undefined && (revocations.isSerialRevoked(info.peer.serial) || revocations.isIdentityRevoked(info.peer.identity.toString())),
       );
       this.upstream.reset();
       if (closed > 0) this.options.log.info({ event: 'revocation.closed_connections', closed }, `closed ${closed} connection(s) of revoked peers`);
-    }
+    };
   }
 
   private appTarget(portName: string): AppTarget | undefined {
@@ -193,36 +230,49 @@ export class Sidecar {
     return port === undefined ? undefined : { host: this.options.app.host, port };
   }
 
-  /** Opens listeners once everything they need is known, and follows port changes after. */
-  private async reconcileListeners(): Promise<void> {
-    const { workload, inbound, policy, resolver, trust } = this.state;
-    if (this.closing || !workload || !inbound || !policy || !resolver || !trust) return;
+  /**
+   * Opens the inbound listeners `state` needs that are not open yet (new ports, moved ports).
+   * If one cannot open, the ones opened here are closed again and the error is thrown.
+   */
+  private async prepareListeners(state: State): Promise<ListenerPlan> {
+    const plan: ListenerPlan = { opened: new Map(), obsolete: new Map(), complete: false };
+    const { workload, inbound, policy, resolver, trust } = state;
+    if (this.closing || !workload || !inbound || !policy || !resolver || !trust) return plan;
+    plan.complete = true;
     const wanted = new Map(inbound.ports.map((port) => [port.name, port]));
     for (const [name, listener] of this.inbound) {
-      if (wanted.get(name)?.port === this.ports.inbound[name]) continue;
-      await listener.close();
-      this.inbound.delete(name);
-      delete this.ports.inbound[name];
+      if (wanted.get(name)?.port !== this.ports.inbound[name]) plan.obsolete.set(name, listener);
     }
-    for (const port of inbound.ports) {
-      if (this.inbound.has(port.name)) continue;
-      const listener = new InboundListener(port, this.appTarget(port.name) as AppTarget, {
-        tls: () => this.spiffe,
-        policy: () => this.state.policy as InboundPolicy,
-        ownIdentity: () => this.svid.id.toString(),
-        tracker: this.tracker,
-        log: this.options.log,
-        ...(this.options.onDecision ? { onDecision: this.options.onDecision } : {}),
-        ...(this.options.onConnectionDecision ? { onConnectionDecision: this.options.onConnectionDecision } : {}),
-      });
-      this.ports.inbound[port.name] = await listener.listen(this.options.inboundHost ?? workload.address);
-      this.inbound.set(port.name, listener);
+    try {
+      for (const port of inbound.ports) {
+        if (this.inbound.has(port.name) && !plan.obsolete.has(port.name)) continue;
+        const listener = new InboundListener(port, this.appTarget(port.name) as AppTarget, {
+          tls: () => this.spiffe,
+          policy: () => this.state.policy as InboundPolicy,
+          ownIdentity: () => this.svid.id.toString(),
+          tracker: this.tracker,
+          log: this.options.log,
+          ...(this.options.onDecision ? { onDecision: this.options.onDecision } : {}),
+          ...(this.options.onConnectionDecision ? { onConnectionDecision: this.options.onConnectionDecision } : {}),
+        });
+        const bound = await listener.listen(this.options.inboundHost ?? workload.address).catch(async (err: unknown) => {
+          await listener.close();
+          throw err;
+        });
+        plan.opened.set(port.name, { listener, port: bound });
+      }
+    } catch (err) {
+      await Promise.all([...plan.opened.values()].map((opened) => opened.listener.close()));
+      throw err;
     }
-    if (!this.started) {
-      await this.openOutbound();
-      this.started = true;
-      this.options.log.info({ event: 'sidecar.ready', workload: `${workload.namespace}/${workload.name}`, identity: workload.identity, ports: this.ports }, 'sidecar ready');
-    }
+    return plan;
+  }
+
+  private async start(state: State): Promise<void> {
+    await this.openOutbound();
+    this.started = true;
+    const workload = state.workload as WorkloadSnapshot;
+    this.options.log.info({ event: 'sidecar.ready', workload: `${workload.namespace}/${workload.name}`, identity: workload.identity, ports: this.ports }, 'sidecar ready');
   }
 
   private async openOutbound(): Promise<void> {

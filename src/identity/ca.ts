@@ -66,7 +66,8 @@ export type RefusalReason =
   | 'wrong-trust-domain'
   | 'identity-mismatch'
   | 'identity-revoked'
-  | 'bad-ttl';
+  | 'bad-ttl'
+  | 'ca-expired';
 
 const REFUSAL_HINTS: Record<RefusalReason, string> = {
   'unknown-token': 'the join token is not known to this CA (mistyped, from another mesh, or pruned after expiry)',
@@ -78,6 +79,7 @@ const REFUSAL_HINTS: Record<RefusalReason, string> = {
   'identity-mismatch': 'the CSR asks for an identity other than the one the caller proved',
   'identity-revoked': 'this identity is revoked; lift the revocation with "trellis ca revoke --identity … --lift"',
   'bad-ttl': 'the requested lifetime is not allowed',
+  'ca-expired': 'the signing CA is not valid now: rotate it with "trellis ca rotate --grace 0s"',
 };
 
 export class CaRefusedError extends TrellisError {
@@ -232,13 +234,18 @@ export class MeshCA {
 
   /** A single-use token bound to `identity`; only its hash is stored. */
   async createJoinToken(identity: SpiffeId, ttlMs: number, actor = 'system'): Promise<{ token: string; expiresAt: Date }> {
-    if (!(ttlMs > 0)) throw new TrellisError('TRELLIS_CA_TTL', 'a join token needs a positive lifetime');
+    if (!(ttlMs > 0)) throw new TrellisError('TRELLIS_CA_TTL', 'a join token needs a positive lifetime', { exitCode: 2 });
     return this.transact((state, now) => {
       if (!identity.memberOf(state.trustDomain)) {
         throw new TrellisError('TRELLIS_CA_TRUST_DOMAIN', `${identity.toString()} is not in this CA's trust domain ${state.trustDomain}`, { exitCode: 2 });
       }
       if (identity.isTrustDomainId) {
         throw new TrellisError('TRELLIS_BAD_SPIFFE_ID', `${identity.toString()} has no path: a workload identity needs one, e.g. spiffe://${state.trustDomain}/ns/default/sa/web`, { exitCode: 2 });
+      }
+      try {
+        this.checkSigningCaValid(now);
+      } catch (err) {
+        throw new TrellisError('TRELLIS_CA_EXPIRED', `no join token created: ${(err as Error).message.replace(/^certificate refused: /, '')}`);
       }
       const { token, hash } = newJoinToken();
       const expiresAt = new Date(now.getTime() + ttlMs);
@@ -273,6 +280,8 @@ export class MeshCA {
     const outcome = await this.transactAsync(async (state, now) => {
       let proven: string | undefined;
       try {
+        // Before the token: an expired CA must not burn the caller's token.
+        this.checkSigningCaValid(now);
         proven = this.proveIdentity(proof, now);
         const { id, publicKey } = await checkCsr(csrPem, state.trustDomain);
         if (id.toString() !== proven) throw new CaRefusedError('identity-mismatch', `proved ${proven}, CSR asks for ${id.toString()}`);
@@ -447,6 +456,13 @@ export class MeshCA {
 
   // ---- internals ----
 
+  private checkSigningCaValid(now: Date): void {
+    const caCert = parseCertificatesPem(this.files.readSigning().caCertPem, CA_FILES.caCert)[0] as x509.X509Certificate;
+    if (now.getTime() >= caCert.notAfter.getTime() || now.getTime() < caCert.notBefore.getTime()) {
+      throw new CaRefusedError('ca-expired', `valid ${caCert.notBefore.toISOString()} – ${caCert.notAfter.toISOString()}`);
+    }
+  }
+
   private proveIdentity(proof: IdentityProof, now: Date): string {
     if (proof.kind === 'authenticated') return proof.id.toString();
     const tokens = this.files.readTokens();
@@ -460,12 +476,6 @@ export class MeshCA {
     const signing = this.files.readSigning();
     const chain = parseCertificatesPem(signing.certChainPem, CA_FILES.certChain);
     const caCert = parseCertificatesPem(signing.caCertPem, CA_FILES.caCert)[0] as x509.X509Certificate;
-    if (now.getTime() >= caCert.notAfter.getTime() || now.getTime() < caCert.notBefore.getTime()) {
-      throw new TrellisError(
-        'TRELLIS_CA_EXPIRED',
-        `the signing CA is not valid now (valid ${caCert.notBefore.toISOString()} – ${caCert.notAfter.toISOString()}): rotate it with "trellis ca rotate --grace 0s"`,
-      );
-    }
     const keys = await importKeyPairPem(signing.caKeyPem, CA_FILES.caKey);
     const notBefore = new Date(Math.max(now.getTime() - BACKDATE_MS, caCert.notBefore.getTime()));
     // Never beyond the signing CA's own expiry.

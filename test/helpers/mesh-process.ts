@@ -153,7 +153,9 @@ export class MeshProcesses {
           }),
       ),
     );
-    rmSync(this.dir, { recursive: true, force: true });
+    // TRELLIS_TEST_KEEP=1 keeps config, state and logs for a post-mortem.
+    if (process.env['TRELLIS_TEST_KEEP']) process.stderr.write(`kept ${this.dir}\n`);
+    else rmSync(this.dir, { recursive: true, force: true });
   }
 
   private spawnLogged(name: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {

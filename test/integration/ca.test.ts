@@ -219,7 +219,8 @@ describe('mesh CA: issuing with join tokens', () => {
     const { ca, clock } = await newCa({ caTtlMs: 2 * HOUR });
     clock.t += 3 * HOUR;
     const { csrPem } = await createKeyAndCsr(WEB);
-    await assert.rejects(ca.signCsr(csrPem, { kind: 'authenticated', id: WEB }), (err: unknown) => (err as { code?: string }).code === 'TRELLIS_CA_EXPIRED');
+    await assertRefused(ca.signCsr(csrPem, { kind: 'authenticated', id: WEB }), 'ca-expired');
+    await assert.rejects(ca.createJoinToken(WEB, MINUTE), (err: unknown) => (err as { code?: string }).code === 'TRELLIS_CA_EXPIRED');
   });
 
   it('renews for an identity proven by its current SVID', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -62,6 +62,20 @@ describe('file config store', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     assert.equal(changes.length, 1);
     assert.equal(changes[0]?.config.workloadEntries.find((w) => w.metadata.name === 'b')?.spec.address, '10.0.0.5');
+  });
+
+  it('sees a file replaced by rename (editors, sed -i) through the watcher, not only the rescan', async () => {
+    // The rescan runs every 60 s in this test: only the watchers can report the change in time.
+    let round = 0;
+    // Twice per file: a watcher on the file itself loses it after the first replacement.
+    for (const target of [join(configDir, 'a.yaml'), join(configDir, 'a.yaml'), join(configDir, 'team', 'b.yaml'), join(configDir, 'team', 'b.yaml')]) {
+      changes.length = 0;
+      round += 1;
+      const text = readFileSync(target, 'utf8').replace(/address: [\d.]+/, `address: 10.1.${round}.1`);
+      writeFileSync(`${target}.swp`, text);
+      renameSync(`${target}.swp`, target);
+      await until(() => changes.length > 0, 10_000, `a reload after replacing ${target}`);
+    }
   });
 
   it('refuses an invalid change atomically, keeps the last good set and reports file and line', async () => {

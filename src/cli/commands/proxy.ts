@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import pino from 'pino';
@@ -14,7 +15,7 @@ import { printLine, usageError } from '../output.js';
 export function registerProxy(program: Command): void {
   proxyFlags(program.command('proxy').description('run a sidecar proxy for one workload (the application runs separately)')).action(async (opts: ProxyFlags) => {
     const options = await proxyOptions(opts);
-    const proxy = await startProxy(options);
+    const proxy = await startProxy(options, parseDuration(opts.readyTimeout));
     printLine(JSON.stringify({ event: 'proxy.ready', workload: opts.workload, admin: proxy.adminPort, listening: proxy.sidecar.listening }));
     await untilSignal();
     await proxy.stop();
@@ -30,7 +31,7 @@ export function registerProxy(program: Command): void {
     if (opts.appPort.length === 0) opts.appPort = [String(await freePort())];
     if (opts.outboundPort === undefined) opts.outboundPort = '0';
     const options = await proxyOptions(opts);
-    const proxy = await startProxy(options);
+    const proxy = await startProxy(options, parseDuration(opts.readyTimeout));
     process.exitCode = await runApplication(command, proxy, options);
   });
 }
@@ -49,7 +50,10 @@ interface ProxyFlags {
   upstream: string[];
   adminPort: string;
   inboundHost?: string;
+  trustDomain?: string;
+  rootNamespace?: string;
   svidTtl?: string;
+  readyTimeout: string;
   logLevel: string;
 }
 
@@ -59,6 +63,8 @@ function proxyFlags(command: Command): Command {
     .option('--mesh <state-dir>', "the control plane's state directory on this host: sets --control-plane and --ca-bundle")
     .option('--control-plane <host:port>', 'discovery address of the control plane (port 15012 by default)')
     .option('--ca-bundle <file>', 'trust bundle that authenticates the control plane (its <state>/ca/bundle.pem)')
+    .option('--trust-domain <name>', 'the mesh trust domain (default: from --mesh, else cluster.local)')
+    .option('--root-namespace <name>', "the mesh root namespace, where the control plane's identity lives (default: from --mesh, else istio-system)")
     .option('--token <token>', 'join token (prefer --token-file or TRELLIS_JOIN_TOKEN: arguments are visible to other users)')
     .option('--token-file <file>', 'file holding the join token')
     .option('--state <dir>', 'keeps the certificate (key 0600) so a restart needs no new token')
@@ -69,17 +75,24 @@ function proxyFlags(command: Command): Command {
     .option('--admin-port <port>', 'admin endpoint on 127.0.0.1 (0: any free port)', '15000')
     .option('--inbound-host <host>', 'bind inbound listeners here instead of the WorkloadEntry address')
     .option('--svid-ttl <duration>', "certificate lifetime to ask for (default: the CA's, 1h)")
+    .option('--ready-timeout <duration>', 'give up (exit 1) if the proxy is not serving by then', '30s')
     .option('--log-level <level>', 'debug, info, warn or error', 'info');
 }
 
 async function proxyOptions(opts: ProxyFlags): Promise<ProxyOptions> {
   let controlPlane = opts.controlPlane;
   let caBundle = opts.caBundle;
+  let trustDomain = opts.trustDomain;
+  let rootNamespace = opts.rootNamespace;
   if (opts.mesh) {
     const record = readControlPlaneRecord(opts.mesh);
     controlPlane ??= record.discovery;
     caBundle ??= join(record.caDir, 'bundle.pem');
+    trustDomain ??= record.trustDomain;
+    rootNamespace ??= record.rootNamespace;
   }
+  // Istio's discovery port when only a host is given.
+  if (controlPlane && !/:\d+$/.test(controlPlane)) controlPlane = `${controlPlane}:15012`;
   if (!controlPlane) throw usageError('give --control-plane HOST:PORT (or --mesh STATE_DIR on the control plane host)');
   if (!caBundle) throw usageError('give --ca-bundle FILE: the bundle that authenticates the control plane (or --mesh STATE_DIR)');
   const joinToken = opts.token ?? (opts.tokenFile ? readFileSync(opts.tokenFile, 'utf8').trim() : process.env['TRELLIS_JOIN_TOKEN']);
@@ -96,6 +109,8 @@ async function proxyOptions(opts: ProxyFlags): Promise<ProxyOptions> {
     adminPort: parsePort(opts.adminPort, '--admin-port'),
     ...(opts.inboundHost ? { inboundHost: opts.inboundHost } : {}),
     ...(opts.svidTtl ? { svidTtlSeconds: Math.max(1, Math.round(parseDuration(opts.svidTtl) / 1000)) } : {}),
+    ...(trustDomain ? { trustDomain } : {}),
+    ...(rootNamespace ? { rootNamespace } : {}),
     // Logs go to stderr: stdout belongs to the application under `trellis run`.
     log: pino({ level: opts.logLevel, base: { workload: opts.workload } }, pino.destination(2)),
   };
@@ -130,11 +145,13 @@ async function runApplication(command: string[], proxy: RunningProxy, options: P
       options.log.error({ err: err.message }, `cannot start ${file}`);
       resolve(127);
     });
-    child.once('exit', (exitCode, signal) => resolve(exitCode ?? (signal ? 128 + 15 : 1)));
+    child.once('exit', (exitCode, signal) => resolve(exitCode ?? (signal ? 128 + (constants.signals[signal] ?? 15) : 1)));
   });
   process.off('SIGINT', forward);
   process.off('SIGTERM', forward);
+  options.log.info({ event: 'app.exited', code }, `the application exited (${code}); stopping the sidecar`);
   await proxy.stop();
+  options.log.info({ event: 'proxy.stopped' }, 'sidecar stopped');
   return code;
 }
 

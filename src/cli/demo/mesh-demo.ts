@@ -47,6 +47,8 @@ interface Workload {
 export async function meshDemo(opts: MeshDemoOptions): Promise<number> {
   const state = opts.state ?? mkdtempSync(join(tmpdir(), 'trellis-demo-'));
   const logs = join(state, 'logs');
+  // The state holds the CA's private key.
+  mkdirSync(state, { recursive: true, mode: 0o700 });
   mkdirSync(logs, { recursive: true });
   const group = new ProcessGroup();
   let interrupted = false;

@@ -30,12 +30,25 @@ export interface DownstreamServer {
 
 export function createHttp1Server(options: DownstreamOptions): DownstreamServer & { server: http.Server } {
   const infos = new WeakMap<object, ConnectionInfo>();
+  // Requests in flight per connection, so closing can end idle keep-alive connections at once
+  // and busy ones right after their response.
+  const inFlight = new Map<Duplex, number>();
+  let closing = false;
+  const finished = (socket: Duplex): void => {
+    const count = (inFlight.get(socket) ?? 1) - 1;
+    inFlight.set(socket, count);
+    if (closing && count === 0) socket.destroy();
+  };
   const server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES, requestTimeout: 0, keepAliveTimeout: 60_000 }, (req, res) => {
     const info = infos.get(req.socket);
     if (!info) {
       res.destroy();
       return;
     }
+    const socket = req.socket;
+    inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1);
+    if (closing) res.shouldKeepAlive = false;
+    res.once('close', () => finished(socket));
     const controller = new AbortController();
     res.once('close', () => {
       if (!res.writableFinished) controller.abort();
@@ -61,10 +74,13 @@ export function createHttp1Server(options: DownstreamOptions): DownstreamServer 
     server,
     accept(socket, info) {
       infos.set(socket, info);
+      inFlight.set(socket, 0);
+      socket.once('close', () => inFlight.delete(socket));
       server.emit('connection', socket);
     },
     close() {
-      server.closeIdleConnections();
+      closing = true;
+      for (const [socket, count] of inFlight) if (count === 0) socket.destroy();
     },
   };
 }

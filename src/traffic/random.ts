@@ -11,19 +11,34 @@ export type Clock = () => number;
 export type Random = () => number;
 
 /**
- * A small seeded generator (SplitMix32-style mixing of a Weyl sequence): uniform enough for
- * load-balancing statistics, fast, and reproducible across runs and platforms. Not for secrets.
+ * A small seeded generator (SFC32, its four words of state filled from the seed with a
+ * SplitMix-style mixer): uniform enough for load-balancing statistics, fast, and reproducible
+ * across runs and platforms. Not for secrets.
  */
 export function seededRandom(seed: number): Random {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x9e3779b9) >>> 0;
-    let z = state;
+  let x = seed >>> 0;
+  const mix = (): number => {
+    x = (x + 0x9e3779b9) >>> 0;
+    let z = x;
     z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
     z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
-    z ^= z >>> 16;
-    return (z >>> 0) / 0x1_0000_0000;
+    return (z ^ (z >>> 16)) >>> 0;
   };
+  let a = mix();
+  let b = mix();
+  let c = mix();
+  let d = mix();
+  const next = (): number => {
+    const t = (((a + b) | 0) + d) | 0;
+    d = (d + 1) | 0;
+    a = b ^ (b >>> 9);
+    b = (c + (c << 3)) | 0;
+    c = (c << 21) | (c >>> 11);
+    c = (c + t) | 0;
+    return (t >>> 0) / 0x1_0000_0000;
+  };
+  for (let i = 0; i < 12; i++) next();
+  return next;
 }
 
 /** An integer in [0, n) from one draw; n ≥ 1. Clamps a misbehaving `random` that returns 1. */

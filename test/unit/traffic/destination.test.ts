@@ -15,7 +15,7 @@ void describe('weighted destinations', () => {
     const random = seededRandom(42);
     const counts: Record<string, number> = { v1: 0, v2: 0, v3: 0 };
     for (let i = 0; i < 10_000; i++) counts[(pickDestination(split, random) as { name: string }).name]! += 1;
-    assert.deepEqual(counts, { v1: 8048, v2: 1952, v3: 0 });
+    assert.deepEqual(counts, { v1: 8020, v2: 1980, v3: 0 });
   });
 
   void it('50/30/20 with another seed', () => {
@@ -27,7 +27,7 @@ void describe('weighted destinations', () => {
     ];
     const counts: Record<string, number> = { a: 0, b: 0, c: 0 };
     for (let i = 0; i < 10_000; i++) counts[(pickDestination(list, random) as { name: string }).name]! += 1;
-    assert.deepEqual(counts, { a: 5019, b: 2985, c: 1996 });
+    assert.deepEqual(counts, { a: 4965, b: 3061, c: 1974 });
   });
 
   void it('boundaries of the draw: cumulative weights, weight 0 skipped', () => {
@@ -54,7 +54,7 @@ void describe('weighted destinations', () => {
     const random = seededRandom(3);
     let mirrored = 0;
     for (let i = 0; i < 10_000; i++) mirrored += pickMirrors({ mirrors: [{ cluster: 'c', host: 'h', port: 1, percentage: 25 }] }, random).length;
-    assert.equal(mirrored, 2453);
+    assert.equal(mirrored, 2471);
     const both = pickMirrors(
       {
         mirrors: [

@@ -3,15 +3,16 @@
  *
  * Istio (pilot's retry translation):
  * - No `retries` on a route: the default policy — 2 retries on
- *   `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes` with
- *   retriable status code 503, and retries avoid the endpoints already tried (Envoy's
- *   `previous_hosts` predicate, 5 host-selection attempts) unless the destination uses
- *   consistent hashing.
+ *   `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes`, and retries
+ *   avoid the endpoints already tried (Envoy's `previous_hosts` predicate, 5 host-selection
+ *   attempts) unless the destination uses consistent hashing. The retriable status code list is
+ *   empty: Istio 1.24 stopped retrying 503 by default (a 503 may come from an application that
+ *   did act on a non-idempotent request; the compatibility flag is gone since 1.26), so by
+ *   default only connect failures, refused streams and gRPC UNAVAILABLE/CANCELLED are retried.
  * - `attempts` is the number of *retries* (Envoy's `num_retries`), so a request is tried at most
  *   attempts + 1 times; `attempts: 0` disables retries.
  * - `retryOn` replaces the default conditions. Items that are HTTP status codes become
- *   retriable status codes (and `retriable-status-codes` is added); when `retryOn` is given
- *   the default 503 no longer applies unless listed.
+ *   retriable status codes (and `retriable-status-codes` is added).
  *
  * Envoy, for each attempt's outcome:
  * - A response carrying `x-envoy-ratelimited` is retried only under `envoy-ratelimited`.
@@ -47,7 +48,7 @@ export const DEFAULT_BACKOFF_BASE_MS = 25;
 export const ISTIO_DEFAULT_RETRY: Readonly<HttpRetrySnapshot> = Object.freeze({
   attempts: 2,
   retryOn: ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'],
-  retriableStatusCodes: [503],
+  retriableStatusCodes: [],
   backoffBaseMs: DEFAULT_BACKOFF_BASE_MS,
 });
 

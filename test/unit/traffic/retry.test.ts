@@ -26,12 +26,15 @@ const status = (code: number, extra: Partial<Extract<AttemptOutcome, { kind: 're
 const grpc = (code: number): AttemptOutcome => ({ kind: 'response', status: 200, grpcStatus: code });
 
 void describe("Istio's retry policy translation", () => {
-  void it('no retries on the route: the default policy (2 retries, connect-failure, refused-stream, unavailable, cancelled, 503)', () => {
+  void it('no retries on the route: the default policy (2 retries: connect-failure, refused-stream, unavailable, cancelled; no 503 since Istio 1.24)', () => {
     const compiled = compileRetryPolicy(undefined);
     assert.ok(compiled);
     assert.equal(compiled.retries, 2);
     assert.deepEqual([...compiled.conditions].sort(), ['cancelled', 'connect-failure', 'refused-stream', 'retriable-status-codes', 'unavailable']);
-    assert.deepEqual([...compiled.retriableStatusCodes], [503]);
+    assert.deepEqual([...compiled.retriableStatusCodes], []);
+    assert.equal(retryCondition(compiled, status(503)), undefined);
+    assert.equal(retryCondition(compiled, { kind: 'connect-failure' }), 'connect-failure');
+    assert.equal(retryCondition(compiled, grpc(14)), 'unavailable (grpc-status 14)');
     assert.deepEqual([...compiled.grpcStatuses].sort(), [1, 14]);
     assert.equal(compiled.backoffBaseMs, 25);
     assert.equal(compiled.backoffMaxMs, 250);
@@ -144,19 +147,19 @@ void describe('backoff (full jitter, 25 ms base, 10× cap)', () => {
 void describe('retry state: attempts, buffering, circuit breaker', () => {
   void it('attempts = retries: 2 retries allowed, so 3 tries in all', () => {
     const state = new RetryState(compileRetryPolicy(undefined), { random: draws(0.5) });
-    const first = state.decide(status(503), { bodyBuffered: true });
-    assert.deepEqual(first, { retry: true, backoffMs: 12, attempt: 2, condition: 'retriable-status-codes (503)' });
-    const second = state.decide({ kind: 'connect-failure' }, { bodyBuffered: true });
-    assert.deepEqual(second, { retry: true, backoffMs: 37, attempt: 3, condition: 'connect-failure' });
-    assert.deepEqual(state.decide(status(503), { bodyBuffered: true }), { retry: false, reason: 'limit-exceeded', condition: 'retriable-status-codes (503)' });
+    const first = state.decide({ kind: 'connect-failure' }, { bodyBuffered: true });
+    assert.deepEqual(first, { retry: true, backoffMs: 12, attempt: 2, condition: 'connect-failure' });
+    const second = state.decide({ kind: 'refused-stream' }, { bodyBuffered: true });
+    assert.deepEqual(second, { retry: true, backoffMs: 37, attempt: 3, condition: 'refused-stream' });
+    assert.deepEqual(state.decide({ kind: 'connect-failure' }, { bodyBuffered: true }), { retry: false, reason: 'limit-exceeded', condition: 'connect-failure' });
     assert.equal(state.attempt, 3);
   });
 
   void it('not retriable, no policy, body not buffered', () => {
     const state = new RetryState(compileRetryPolicy(undefined), { random: draws(0.5) });
-    assert.deepEqual(state.decide(status(500), { bodyBuffered: true }), { retry: false, reason: 'not-retriable' });
+    assert.deepEqual(state.decide(status(503), { bodyBuffered: true }), { retry: false, reason: 'not-retriable' });
     assert.deepEqual(state.decide(status(200), { bodyBuffered: true }), { retry: false, reason: 'not-retriable' });
-    assert.deepEqual(state.decide(status(503), { bodyBuffered: false }), { retry: false, reason: 'body-not-buffered', condition: 'retriable-status-codes (503)' });
+    assert.deepEqual(state.decide({ kind: 'connect-failure' }, { bodyBuffered: false }), { retry: false, reason: 'body-not-buffered', condition: 'connect-failure' });
     const none = new RetryState(undefined, { random: draws(0.5) });
     assert.deepEqual(none.decide(status(503), { bodyBuffered: true }), { retry: false, reason: 'no-policy' });
   });

@@ -7,6 +7,7 @@ export * from './circuit-breaker.js';
 export * from './cluster.js';
 export * from './cors.js';
 export * from './destination.js';
+export * from './egress.js';
 export * from './fault.js';
 export * from './hash.js';
 export * from './header-ops.js';

@@ -56,9 +56,9 @@ export function queryOf(path: string): string {
 }
 
 /**
- * Query parameters as Envoy's route matcher sees them: `name=value` pairs split on `&`, the
- * first occurrence of a name wins, a name without `=` has the value ''. Names and values are
- * percent-decoded where the encoding is valid (and kept as sent where it is not).
+ * Query parameters as Envoy's route matcher and hash policy see them (its `parseQueryString`):
+ * `name=value` pairs split on `&`, the first occurrence of a name wins, a name without `=` has
+ * the value '', and nothing is percent-decoded (`?q=a%20b` has the value `a%20b`).
  */
 export function parseQuery(query: string): Map<string, string> {
   const params = new Map<string, string>();
@@ -66,20 +66,11 @@ export function parseQuery(query: string): Map<string, string> {
   for (const part of query.split('&')) {
     if (part === '') continue;
     const eq = part.indexOf('=');
-    const name = decode(eq === -1 ? part : part.slice(0, eq));
+    const name = eq === -1 ? part : part.slice(0, eq);
     if (params.has(name)) continue;
-    params.set(name, eq === -1 ? '' : decode(part.slice(eq + 1)));
+    params.set(name, eq === -1 ? '' : part.slice(eq + 1));
   }
   return params;
-}
-
-function decode(text: string): string {
-  if (!text.includes('%')) return text;
-  try {
-    return decodeURIComponent(text);
-  } catch {
-    return text;
-  }
 }
 
 /** `Cookie` header → the value of one cookie (Envoy's parsing: `;`-separated, quotes stripped). */

@@ -147,18 +147,25 @@ function passes(checks: readonly Check[], facts: RequestFacts): boolean {
   return true;
 }
 
+/** A hit; the descriptions are built only if someone reads them (not on the data plane's hot path). */
 function hit(table: CompiledRouteTable, compiled: CompiledHttpRoute, match: CompiledMatch | undefined, facts: RequestFacts): HttpRouteSelection {
-  const conditions = match === undefined ? [] : match.checks.map((check) => check.describe(facts));
-  const which = match === undefined ? 'no match conditions' : compiled.matches.length > 1 ? `match[${match.index}]` : 'match';
-  const because = conditions.length === 0 ? (match === undefined ? '' : ' (empty match: every request)') : `: ${conditions.join(', ')}`;
+  let conditions: string[] | undefined;
+  const describe = (): string[] => (conditions ??= match === undefined ? [] : match.checks.map((check) => check.describe(facts)));
   return {
     matched: true,
     route: compiled.route,
     position: compiled.position,
     matchIndex: match?.index,
     match: match?.match,
-    conditions,
-    explanation: `${table.source}, route ${compiled.label} (${which})${because}`,
+    get conditions(): readonly string[] {
+      return describe();
+    },
+    get explanation(): string {
+      const held = describe();
+      const which = match === undefined ? 'no match conditions' : compiled.matches.length > 1 ? `match[${match.index}]` : 'match';
+      const because = held.length === 0 ? (match === undefined ? '' : ' (empty match: every request)') : `: ${held.join(', ')}`;
+      return `${table.source}, route ${compiled.label} (${which})${because}`;
+    },
   };
 }
 

@@ -4,6 +4,7 @@ import { isTrellisError } from '../../../src/api/errors.js';
 import type { ClusterSnapshot, TrafficSnapshot } from '../../../src/mesh/snapshot.js';
 import { TrafficState } from '../../../src/traffic/cluster.js';
 import { pickDestination } from '../../../src/traffic/destination.js';
+import { egressDecision } from '../../../src/traffic/egress.js';
 import { decideFault } from '../../../src/traffic/fault.js';
 import { seededRandom } from '../../../src/traffic/random.js';
 import { RetryState, type AttemptOutcome } from '../../../src/traffic/retry.js';
@@ -117,5 +118,21 @@ void describe('traffic state across requests and versions', () => {
     const state = new TrafficState(undefined, { now: () => 0, random: seededRandom(1) });
     assert.equal(state.routeTables.size, 0);
     assert.equal(state.cluster(V1), undefined);
+  });
+});
+
+void describe('egress', () => {
+  void it('REGISTRY_ONLY blocks unregistered hosts with 502 and says why; ALLOW_ANY passes them through', () => {
+    const closed = { outboundTrafficPolicy: 'REGISTRY_ONLY' as const, outboundTrafficPolicySource: 'Sidecar default/default' };
+    assert.deepEqual(egressDecision(closed, { host: 'api.example.com', registered: false }), {
+      allowed: false,
+      status: 502,
+      reason: 'api.example.com is not a registered service and outboundTrafficPolicy REGISTRY_ONLY (Sidecar default/default)',
+    });
+    assert.equal(egressDecision(closed, { host: 'reviews', registered: true }).allowed, true);
+    const open = egressDecision({ outboundTrafficPolicy: 'ALLOW_ANY', outboundTrafficPolicySource: 'default' }, { host: 'api.example.com', registered: false });
+    assert.ok(open.allowed);
+    assert.equal(open.passthrough, true);
+    assert.equal(egressDecision(undefined, { host: 'x', registered: false }).allowed, false);
   });
 });

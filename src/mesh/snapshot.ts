@@ -172,6 +172,7 @@ export interface RouteDestinationSnapshot {
 }
 
 export interface HttpRetrySnapshot {
+  /** Retries after the first attempt (Envoy's num_retries); 0 disables retries. */
   attempts: number;
   perTryTimeoutMs?: number;
   /** Envoy/Istio condition names: 5xx, gateway-error, reset, connect-failure, retriable-4xx,
@@ -182,6 +183,11 @@ export interface HttpRetrySnapshot {
   retriableStatusCodes: number[];
   /** Base interval of the exponential backoff with jitter (Envoy default 25 ms). */
   backoffBaseMs: number;
+  /**
+   * Istio's `retryIgnorePreviousHosts`: retries avoid endpoints already tried. Absent: Istio's
+   * default — true, except for destinations with consistent hashing.
+   */
+  retryIgnorePreviousHosts?: boolean;
 }
 
 export interface HttpFaultSnapshot {
@@ -196,6 +202,8 @@ export interface CorsPolicySnapshot {
   exposeHeaders: string[];
   maxAgeSeconds?: number;
   allowCredentials?: boolean;
+  /** Istio's `unmatchedPreflights`: preflights from disallowed origins go upstream (FORWARD, default) or get a plain 200 (IGNORE). */
+  unmatchedPreflights?: 'FORWARD' | 'IGNORE';
 }
 
 export interface HttpRouteSnapshot {
@@ -210,6 +218,7 @@ export interface HttpRouteSnapshot {
   rewrite?: { uri?: string; authority?: string; uriRegexRewrite?: { match: string; rewrite: string } };
   /** Overall timeout; absent or 0: none (Istio's default for HTTP). */
   timeoutMs?: number;
+  /** Absent: Istio's default policy (src/traffic/retry.ts ISTIO_DEFAULT_RETRY); `attempts: 0`: no retries. */
   retries?: HttpRetrySnapshot;
   fault?: HttpFaultSnapshot;
   mirrors: Array<{ cluster: string; host: string; subset?: string; port: number; percentage: number }>;
@@ -260,9 +269,16 @@ export interface ConnectionPoolSnapshot {
   idleTimeoutMs?: number;
 }
 
+/** Absent fields take the defaults Envoy applies to Istio's config (see src/traffic/outlier.ts). */
 export interface OutlierDetectionSnapshot {
+  /** Absent: 5 (Envoy's default, enforced); 0: disabled. */
   consecutive5xxErrors?: number;
+  /** Absent or 0: disabled. */
   consecutiveGatewayErrors?: number;
+  /** Locally originated failures (connect failures, resets, timeouts) counted apart from 5xx. */
+  splitExternalLocalOriginErrors?: boolean;
+  /** With splitExternalLocalOriginErrors; absent: 5. */
+  consecutiveLocalOriginFailures?: number;
   intervalMs: number;
   baseEjectionTimeMs: number;
   maxEjectionPercent: number;

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { SpiffeTls } from '../identity/tls.js';
 import type { InboundPortSnapshot } from '../mesh/snapshot.js';
 import type { InboundDecision } from '../policy/inbound.js';
+import type { LocalRateLimiter } from '../traffic/index.js';
 import { MESH_ALPN } from './alpn.js';
 import { AppForwarder, type AppTarget } from './app-forwarder.js';
 import { type ConnectionInfo, connectionInfo, type ConnectionTracker } from './connection.js';
@@ -28,6 +29,8 @@ const HANDSHAKE_TIMEOUT_MS = 10_000;
 export interface InboundDeps {
   tls: () => SpiffeTls;
   policy: () => InboundPolicy;
+  /** Local rate limits (RateLimit resources): checked after authorization. */
+  rateLimiter?: LocalRateLimiter;
   ownIdentity: () => string;
   tracker: ConnectionTracker;
   log: Logger;

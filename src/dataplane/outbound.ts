@@ -1,83 +1,28 @@
 /**
  * The outbound side: where the local application's calls enter the mesh. Two kinds of local
- * listeners feed one pipeline (route → mesh upstream):
- *   - the HTTP proxy port (HTTP_PROXY): absolute-form requests and CONNECT, any mesh service;
+ * listeners feed the traffic router (routes, retries, timeouts… see traffic-router.ts):
+ *   - the HTTP proxy port (HTTP_PROXY): absolute-form requests and CONNECT;
  *   - explicit upstream ports: everything sent to the port goes to one service.
- * Unknown destinations fail with 502 — egress is closed unless the service is registered.
+ * Destinations outside the registry follow the egress policy (REGISTRY_ONLY: 502).
  */
 import { once } from 'node:events';
 import type http from 'node:http';
 import net from 'node:net';
-import type { Logger } from 'pino';
+import type tls from 'node:tls';
 import { SpiffeId } from '../identity/spiffe-id.js';
+import { egressDecision, pickDestination, selectL4Route } from '../traffic/index.js';
 import { MESH_ALPN } from './alpn.js';
 import { type ConnectionInfo, connectionInfo, type ConnectionTracker } from './connection.js';
 import { createHttp1Server, createHttp2Server } from './l7/downstream.js';
-import { localReply } from './l7/local-reply.js';
-import { composeLayers, type L7Handler, type L7Layer, type L7Request } from './l7/types.js';
-import { UpstreamError } from './l7/upstream.js';
-import type { MeshDestination, MeshUpstream } from './mesh-upstream.js';
-import type { ResolvedTarget, ServiceResolver } from './service-resolver.js';
+import { type ResolvedTarget, splitAuthority } from './service-resolver.js';
 import { replayableSocket, sniffSocket } from './sniff.js';
+import { trafficRouter, type TrafficRouterDeps } from './traffic-router.js';
 
-export interface OutboundDeps {
-  resolver: () => ServiceResolver;
-  upstream: MeshUpstream;
+export interface OutboundDeps extends TrafficRouterDeps {
   tracker: ConnectionTracker;
-  log: Logger;
 }
 
 const SNIFF_TIMEOUT_MS = 10_000;
-
-/** Per-request routing result, passed from the route layer to the forwarder. */
-const destinationOf = new WeakMap<L7Request, { target: ResolvedTarget; destination: MeshDestination }>();
-
-export function serverNameFor(target: ResolvedTarget): string {
-  return `outbound_.${target.port.number}_._.${target.service.host}`;
-}
-
-/** Resolves the authority (or uses a fixed target) and picks an endpoint. */
-function route(deps: OutboundDeps, fixedTarget?: () => ResolvedTarget | undefined): L7Layer {
-  return (next) => (request) => {
-    const resolver = deps.resolver();
-    const target = fixedTarget?.() ?? resolver.resolve(request.authority, 80);
-    if (!target) {
-      request.context.responseFlags.push('NR');
-      return Promise.resolve(localReply(request, 502, `no route to "${request.authority}": not a service registered in the mesh`));
-    }
-    if (target.service.location === 'MESH_EXTERNAL') {
-      // Egress to services outside the mesh is part of traffic management (not built yet).
-      request.context.responseFlags.push('NR');
-      return Promise.resolve(localReply(request, 502, `${target.service.host} is outside the mesh (MESH_EXTERNAL): egress is not supported yet`));
-    }
-    const picked = resolver.pick(target);
-    if (!picked) {
-      request.context.responseFlags.push('UH');
-      return Promise.resolve(localReply(request, 503, `no healthy upstream for ${target.service.host}:${target.port.number}`));
-    }
-    const destination = { endpoint: picked.endpoint, port: picked.port, serverName: serverNameFor(target), serviceIdentities: target.service.identities };
-    request.context.upstreamHost = `${picked.endpoint.address}:${picked.port}`;
-    destinationOf.set(request, { target, destination });
-    return next(request);
-  };
-}
-
-function forward(deps: OutboundDeps): L7Handler {
-  return async (request) => {
-    const routed = destinationOf.get(request);
-    if (!routed) return localReply(request, 500, 'internal proxy error: request was not routed');
-    const protocol = routed.target.port.protocol;
-    const http2Upstream = protocol === 'GRPC' || protocol === 'HTTP2' || (protocol === 'UNKNOWN' && request.protocol === 'HTTP/2');
-    try {
-      return await deps.upstream.sendHttp(request, routed.destination, http2Upstream);
-    } catch (err) {
-      const error = err instanceof UpstreamError ? err : new UpstreamError('UF', String(err));
-      request.context.responseFlags.push(error.flag);
-      deps.log.info({ event: 'upstream.failure', upstream: request.context.upstreamHost, flag: error.flag, err: error.message }, 'upstream request failed');
-      return localReply(request, 503, `upstream connect error or disconnect/reset before headers: ${error.message}`);
-    }
-  };
-}
 
 /**
  * A local listener for the application: classifies each connection (HTTP/1.1, HTTP/2 prior
@@ -101,9 +46,8 @@ export class OutboundListener {
     this.port = port;
     this.deps = deps;
     this.fixedTarget = fixedTarget;
-    const handler = composeLayers([route(deps, fixedTarget)], forward(deps));
     const options = {
-      handler,
+      handler: trafficRouter(deps, fixedTarget),
       onError: (error: unknown) => deps.log.error({ err: error }, 'outbound request failed'),
     };
     this.http1 = createHttp1Server(options);
@@ -146,27 +90,39 @@ export class OutboundListener {
     socket.destroy();
   }
 
-  /** CONNECT host:port on the proxy port: a tunnel to a mesh service. */
+  /**
+   * CONNECT host:port on the proxy port. A registered HTTP service: the tunnel ends here and
+   * its requests take the L7 path. A TCP service or an external one (HTTPS the app encrypts
+   * itself): a byte tunnel. Unregistered: the egress policy decides.
+   */
   private onConnectMethod(req: http.IncomingMessage, socket: net.Socket, head: Buffer): void {
-    const target = this.deps.resolver().resolve(req.url ?? '', 443);
+    const authority = req.url ?? '';
+    const target = this.deps.resolver().resolve(authority, 443);
     if (!target) {
-      socket.end(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\n\r\nno route to "${req.url ?? ''}": not a service registered in the mesh`);
+      const { host, port } = splitAuthority(authority, 443);
+      const egress = egressDecision(this.deps.traffic().traffic, { host, registered: false });
+      if (!egress.allowed) {
+        this.deps.log.info({ event: 'egress.blocked', host, reason: egress.reason }, 'egress blocked');
+        socket.end(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\n\r\nno route to "${authority}": ${egress.reason}`);
+        return;
+      }
+      this.established(socket, head);
+      this.pipeTo(socket, this.deps.external.connectTcp({ host, port }), 'connect');
       return;
     }
-    if (target.service.location === 'MESH_EXTERNAL') {
-      socket.end(`HTTP/1.1 502 Bad Gateway\r\ncontent-type: text/plain\r\n\r\n${target.service.host} is outside the mesh (MESH_EXTERNAL): egress is not supported yet`);
-      return;
-    }
-    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-    if (head.length > 0) socket.unshift(head);
-    if (target.port.protocol === 'TCP' || target.port.protocol === 'UNKNOWN') {
+    this.established(socket, head);
+    if (target.service.location === 'MESH_EXTERNAL' || target.port.protocol === 'TCP' || target.port.protocol === 'UNKNOWN') {
       this.tunnelTcp(socket, target);
       return;
     }
-    // An HTTP service: terminate the tunnel here so the request goes through L7 like any other.
     sniffSocket(socket, SNIFF_TIMEOUT_MS)
       .then((kind) => (kind === 'h2' || kind === 'http1' ? this.acceptHttp(socket, kind) : socket.destroy()))
       .catch(() => socket.destroy());
+  }
+
+  private established(socket: net.Socket, head: Buffer): void {
+    socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) socket.unshift(head);
   }
 
   private acceptHttp(socket: net.Socket, kind: 'h2' | 'http1'): void {
@@ -177,32 +133,57 @@ export class OutboundListener {
     if (socket.readableFlowing === false) socket.resume();
   }
 
+  /** A byte tunnel routed by the service's TCP routes (weighted destinations, subsets). */
   private tunnelTcp(socket: net.Socket, target: ResolvedTarget): void {
-    const picked = this.deps.resolver().pick(target);
-    if (!picked) {
+    const traffic = this.deps.traffic();
+    const table = traffic.routeTables.get(target.service.host, target.port.number);
+    const selection = table ? selectL4Route(table, { port: target.port.number, source: this.deps.source() }, 'tcp') : undefined;
+    const destination = selection?.matched ? pickDestination(selection.route.route, this.deps.random) : undefined;
+    const cluster = destination ? traffic.cluster(destination.cluster) : undefined;
+    const pick = cluster?.pick({ sourceIp: socket.remoteAddress ?? '' });
+    if (!cluster || !pick || pick.kind !== 'endpoint') {
+      this.deps.log.info({ event: 'tcp.no_upstream', service: target.service.host, port: target.port.number }, 'no TCP route or healthy endpoint');
       socket.destroy();
       return;
     }
+    const snapshot = cluster.cluster;
+    if (snapshot.location === 'MESH_EXTERNAL' || snapshot.tls.mode !== 'ISTIO_MUTUAL') {
+      const host = snapshot.resolution === 'DNS' || snapshot.resolution === 'DNS_ROUND_ROBIN' ? pick.target.endpoint.address || snapshot.host : pick.target.endpoint.address;
+      this.pipeTo(socket, this.deps.external.connectTcp({ host, port: pick.target.port }), 'connect');
+      return;
+    }
     const upstream = this.deps.upstream.connectTls(
-      { endpoint: picked.endpoint, port: picked.port, serverName: serverNameFor(target), serviceIdentities: target.service.identities },
+      {
+        endpoint: pick.target.endpoint,
+        port: pick.target.port,
+        serverName: `outbound_.${snapshot.port}_.${snapshot.subset ?? ''}_.${snapshot.host}`,
+        serviceIdentities: target.service.identities,
+      },
       MESH_ALPN.tcp,
     );
-    upstream.once('secureConnect', () => {
-      // Tracked with the server's identity, so revoking the server closes this tunnel too.
-      const cert = upstream.getPeerCertificate();
-      const id = peerIdentityOf(cert);
-      if (id) {
-        this.deps.tracker.add(upstream, {
-          ...connectionInfo(upstream),
-          peer: { identity: id, serial: cert.serialNumber.toLowerCase(), certSha256: cert.fingerprint256.replace(/:/g, '').toLowerCase(), notAfter: new Date(cert.valid_to) },
-        });
-      }
+    upstream.once('secureConnect', () => this.trackServer(upstream));
+    this.pipeTo(socket, upstream, 'secureConnect');
+  }
+
+  /** Tracked with the server's identity, so revoking the server closes this tunnel too. */
+  private trackServer(upstream: tls.TLSSocket): void {
+    const cert = upstream.getPeerCertificate();
+    const id = peerIdentityOf(cert);
+    if (!id) return;
+    this.deps.tracker.add(upstream, {
+      ...connectionInfo(upstream),
+      peer: { identity: id, serial: cert.serialNumber.toLowerCase(), certSha256: cert.fingerprint256.replace(/:/g, '').toLowerCase(), notAfter: new Date(cert.valid_to) },
+    });
+  }
+
+  private pipeTo(socket: net.Socket, upstream: net.Socket, ready: 'connect' | 'secureConnect'): void {
+    upstream.once(ready, () => {
       socket.pipe(upstream);
       upstream.pipe(socket);
       socket.resume();
     });
     upstream.on('error', (err) => {
-      this.deps.log.info({ event: 'upstream.failure', upstream: `${picked.endpoint.address}:${picked.port}`, err: err.message }, 'TCP upstream failed');
+      this.deps.log.info({ event: 'upstream.failure', upstream: `${upstream.remoteAddress ?? '?'}:${upstream.remotePort ?? '?'}`, err: err.message }, 'TCP upstream failed');
       socket.destroy();
     });
     upstream.on('close', () => socket.destroy());

@@ -1,24 +1,18 @@
 /**
- * Outbound name resolution against the snapshot: which service a request's authority names,
- * which of its ports, and which endpoint (round robin) serves it. Only services in this proxy's
- * snapshot resolve — everything else is unknown, so egress is closed unless registered.
+ * Outbound name resolution against the snapshot: which service a request's authority names, and
+ * which of its ports. Only services in this proxy's snapshot resolve; what happens to the rest
+ * is the egress policy's call (traffic-router.ts). Endpoints are chosen by the cluster's load
+ * balancer (src/traffic).
  */
-import type { EndpointSnapshot, OutboundSnapshot, ServicePortSnapshot, ServiceSnapshot } from '../mesh/snapshot.js';
+import type { OutboundSnapshot, ServicePortSnapshot, ServiceSnapshot } from '../mesh/snapshot.js';
 
 export interface ResolvedTarget {
   service: ServiceSnapshot;
   port: ServicePortSnapshot;
 }
 
-export interface PickedEndpoint {
-  endpoint: EndpointSnapshot;
-  /** The endpoint port (the destination sidecar's inbound port). */
-  port: number;
-}
-
 export class ServiceResolver {
   private readonly byName = new Map<string, ServiceSnapshot>();
-  private readonly cursors = new Map<string, number>();
 
   constructor(outbound: OutboundSnapshot) {
     // Declared hosts win over aliases when both would match a name.
@@ -35,17 +29,6 @@ export class ServiceResolver {
     if (!service) return undefined;
     const servicePort = service.ports.find((candidate) => candidate.number === port) ?? (service.ports.length === 1 && !hasPort(authority) ? service.ports[0] : undefined);
     return servicePort ? { service, port: servicePort } : undefined;
-  }
-
-  /** Round robin over the endpoints that serve the port. */
-  pick(target: ResolvedTarget): PickedEndpoint | undefined {
-    const candidates = target.service.endpoints.filter((endpoint) => endpoint.ports[target.port.targetPortName] !== undefined);
-    if (candidates.length === 0) return undefined;
-    const key = `${target.service.host}:${target.port.number}`;
-    const cursor = this.cursors.get(key) ?? 0;
-    this.cursors.set(key, cursor + 1);
-    const endpoint = candidates[cursor % candidates.length] as EndpointSnapshot;
-    return { endpoint, port: endpoint.ports[target.port.targetPortName] as number };
   }
 }
 

@@ -12,12 +12,15 @@ import { SpiffeTls } from '../identity/tls.js';
 import type { InboundSnapshot, OutboundSnapshot, ProxySnapshot, ResourceType, TrustSnapshot, WorkloadSnapshot } from '../mesh/snapshot.js';
 import type { InboundDecision } from '../policy/inbound.js';
 import type { JwksProvider } from '../policy/jwt.js';
+import { LocalRateLimiter, TrafficState } from '../traffic/index.js';
 import type { AppTarget } from './app-forwarder.js';
 import { type ConnectionInfo, ConnectionTracker } from './connection.js';
 import { InboundListener } from './inbound.js';
 import { InboundPolicy } from './inbound-policy.js';
 import { JwksCache } from './jwks.js';
 import type { L7Request } from './l7/types.js';
+import { defaultTraffic } from './default-traffic.js';
+import { ExternalUpstream } from './external-upstream.js';
 import { MeshUpstream } from './mesh-upstream.js';
 import { OutboundListener } from './outbound.js';
 import { type ResolvedTarget, ServiceResolver } from './service-resolver.js';
@@ -70,6 +73,10 @@ export class Sidecar {
   private readonly options: SidecarOptions;
   private readonly tracker = new ConnectionTracker();
   private readonly upstream: MeshUpstream;
+  private readonly external = new ExternalUpstream();
+  /** Routes, clusters (load balancers, outlier detection, circuit breakers) across versions. */
+  private readonly traffic = new TrafficState(undefined, { now: Date.now, random: Math.random });
+  private readonly rateLimiter = new LocalRateLimiter(undefined, { now: Date.now });
   private readonly jwks: JwksProvider;
   private spiffe: SpiffeTls;
   private state: State = { versions: {} };
@@ -137,9 +144,14 @@ export class Sidecar {
         case 'inbound':
           next = { ...this.state, ...this.prepareInbound(resource as InboundSnapshot) };
           break;
-        case 'outbound':
-          next = { ...this.state, outbound: resource as OutboundSnapshot, resolver: new ServiceResolver(resource as OutboundSnapshot) };
+        case 'outbound': {
+          const outbound = resource as OutboundSnapshot;
+          const resolver = new ServiceResolver(outbound);
+          // Compiles the whole version first: a bad one throws here and the old one stays.
+          this.traffic.update(outbound.traffic ?? defaultTraffic(outbound));
+          next = { ...this.state, outbound, resolver };
           break;
+        }
         case 'trust':
           trustChange = this.prepareTrust(resource as TrustSnapshot);
           next = { ...this.state, trust: resource as TrustSnapshot };
@@ -157,6 +169,7 @@ export class Sidecar {
     }
     // Commit: from here on nothing fails.
     this.state = next;
+    if (type === 'inbound') this.rateLimiter.update(next.inbound?.rateLimits);
     trustChange?.();
     for (const [name, listener] of listeners.obsolete) {
       this.inbound.delete(name);
@@ -186,6 +199,7 @@ export class Sidecar {
     await Promise.all(this.outbound.map((listener) => listener.close()));
     this.tracker.closeAll();
     this.upstream.close();
+    this.external.close();
   }
 
   private checkWorkload(workload: WorkloadSnapshot): WorkloadSnapshot {
@@ -249,6 +263,7 @@ export class Sidecar {
         const listener = new InboundListener(port, this.appTarget(port.name) as AppTarget, {
           tls: () => this.spiffe,
           policy: () => this.state.policy as InboundPolicy,
+          rateLimiter: this.rateLimiter,
           ownIdentity: () => this.svid.id.toString(),
           tracker: this.tracker,
           log: this.options.log,
@@ -276,7 +291,17 @@ export class Sidecar {
   }
 
   private async openOutbound(): Promise<void> {
-    const deps = { resolver: () => this.state.resolver as ServiceResolver, upstream: this.upstream, tracker: this.tracker, log: this.options.log };
+    const deps = {
+      resolver: () => this.state.resolver as ServiceResolver,
+      traffic: () => this.traffic,
+      upstream: this.upstream,
+      external: this.external,
+      source: () => ({ namespace: this.state.workload?.namespace ?? '', labels: this.state.workload?.labels ?? {} }),
+      tracker: this.tracker,
+      log: this.options.log,
+      random: Math.random,
+      now: Date.now,
+    };
     if (this.options.outboundPort !== undefined) {
       const listener = new OutboundListener(this.options.outboundPort, deps);
       this.ports.outbound = await listener.listen(this.options.localHost);

@@ -9,12 +9,14 @@ import { applyForwardChanges } from '../../policy/jwt.js';
 import type { ConnectionInfo } from '../connection.js';
 import { getHeader, type HeaderList, removeHeader, setHeader } from '../headers.js';
 import type { InboundPolicy } from '../inbound-policy.js';
+import type { LocalRateLimiter } from '../../traffic/index.js';
 import { localReply } from './local-reply.js';
 import type { L7Layer, L7Request } from './types.js';
 
 export interface InboundLayerDeps {
   /** The policy of the current config version. */
   policy: () => InboundPolicy;
+  rateLimiter?: LocalRateLimiter;
   /** This workload's SPIFFE ID, for XFCC `By=`. */
   ownIdentity: () => string;
   onDecision?: (request: L7Request, decision: InboundDecision) => void;
@@ -30,7 +32,33 @@ const REFUSAL_BODY: Record<400 | 401 | 403, string> = {
 };
 
 export function inboundLayers(deps: InboundLayerDeps): L7Layer[] {
-  return [sanitize(deps), enforce(deps)];
+  return [sanitize(deps), enforce(deps), rateLimit(deps)];
+}
+
+/**
+ * Local rate limiting (trellis.dev RateLimit), after authorization so that denied requests do
+ * not use up tokens: 429 with `retry-after` when a bucket is empty.
+ */
+function rateLimit(deps: InboundLayerDeps): L7Layer {
+  return (next) => (request) => {
+    const limiter = deps.rateLimiter;
+    if (!limiter?.enabled) return next(request);
+    const decision = limiter.check({
+      path: request.path,
+      method: request.method,
+      port: request.connection.destPort,
+      ...(request.connection.peer ? { caller: request.connection.peer.identity.toString() } : {}),
+    });
+    if (decision.allowed) return next(request);
+    request.context.responseFlags.push('RL');
+    return Promise.resolve(
+      localReply(request, 429, 'local_rate_limited', [
+        ['retry-after', String(decision.retryAfterSeconds)],
+        ['x-envoy-ratelimited', 'true'],
+        ...(request.connection.peer ? ([['x-trellis-rate-limited', headerSafe(`${decision.source} rule ${decision.rule} (per ${decision.per})`)]] as HeaderList) : []),
+      ]),
+    );
+  };
 }
 
 /**

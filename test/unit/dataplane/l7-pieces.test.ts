@@ -118,11 +118,4 @@ describe('service resolution', () => {
   it('knows nothing outside the snapshot', () => {
     assert.equal(resolver.resolve('example.com', 80), undefined);
   });
-
-  it('picks endpoints round robin', () => {
-    const target = resolver.resolve('reviews.default:9080', 80);
-    assert.ok(target);
-    const picked = [1, 2, 3, 4].map(() => resolver.pick(target)?.port);
-    assert.deepEqual(picked, [19082, 19083, 19082, 19083]);
-  });
 });

@@ -1,8 +1,9 @@
 /**
  * Connections to other sidecars: always mTLS with this workload's SVID, and the server must
- * present exactly the identity the registry gives for that endpoint — an address alone proves
- * nothing. Pools are kept per endpoint and per certificate generation, so a rotation starts
- * fresh pools while in-flight requests finish on the old ones.
+ * present an identity the registry allows to serve the service (the endpoint's own, another
+ * endpoint's, or a ServiceEntry subjectAltName) — an address alone proves nothing. Pools are
+ * kept per endpoint and per certificate generation, so a rotation starts fresh pools while
+ * in-flight requests finish on the old ones.
  */
 import https from 'node:https';
 import http2 from 'node:http2';

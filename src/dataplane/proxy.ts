@@ -5,7 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { errorMessage } from '../api/errors.js';
+import { errorMessage, isTrellisError } from '../api/errors.js';
 import type { TrustBundle } from '../identity/bundle.js';
 import { readSvidFiles, type Svid, writeSvidFiles } from '../identity/svid.js';
 import { AdminServer } from './admin.js';
@@ -51,24 +51,36 @@ export interface RunningProxy {
 /** Starts a proxy and waits until it is ready (listening with a full snapshot) or `readyTimeoutMs` passes. */
 export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000): Promise<RunningProxy> {
   const log = options.log;
-  // A join token given now wins over a kept certificate: the operator is (re)joining on purpose,
-  // for example after the kept one was revoked.
-  const kept = options.stateDir && !options.joinToken ? loadKeptSvid(options.stateDir, log) : undefined;
+  const kept = options.stateDir ? loadKeptSvid(options.stateDir, log) : undefined;
   // The sidecar is built once the SVID exists; pushes can only arrive after that (connect()).
   const holder: { sidecar?: Sidecar } = {};
-  const client = new DiscoveryClient({
-    address: options.controlPlane,
-    workload: options.workload,
-    bundle: options.caBundle,
-    ...(options.trustDomain ? { trustDomain: options.trustDomain } : {}),
-    ...(options.rootNamespace ? { rootNamespace: options.rootNamespace } : {}),
-    ...(options.joinToken ? { joinToken: options.joinToken } : {}),
-    ...(kept ? { svid: kept } : {}),
-    ...(options.svidTtlSeconds ? { svidTtlSeconds: options.svidTtlSeconds } : {}),
-    logger: log,
-    apply: (type, resource, version) => (holder.sidecar ? holder.sidecar.apply(type, resource, version) : { ok: false, error: 'the sidecar is not built yet' }),
-  });
-  const svid = await client.bootstrap();
+  const newClient = (proof: { joinToken?: string; kept?: NonNullable<typeof kept> }): DiscoveryClient =>
+    new DiscoveryClient({
+      address: options.controlPlane,
+      workload: options.workload,
+      bundle: options.caBundle,
+      ...(options.trustDomain ? { trustDomain: options.trustDomain } : {}),
+      ...(options.rootNamespace ? { rootNamespace: options.rootNamespace } : {}),
+      ...(proof.joinToken ? { joinToken: proof.joinToken } : {}),
+      ...(proof.kept ? { svid: proof.kept } : {}),
+      ...(options.svidTtlSeconds ? { svidTtlSeconds: options.svidTtlSeconds } : {}),
+      logger: log,
+      apply: (type, resource, version) => (holder.sidecar ? holder.sidecar.apply(type, resource, version) : { ok: false, error: 'the sidecar is not built yet' }),
+    });
+  // A join token given now comes first: the operator is (re)joining on purpose, e.g. after the
+  // kept certificate was revoked. If the token is spent (a restart with the same environment),
+  // a still-valid kept certificate takes over.
+  let client = newClient(options.joinToken ? { joinToken: options.joinToken } : kept ? { kept } : {});
+  let svid: Svid;
+  try {
+    svid = await client.bootstrap();
+  } catch (err) {
+    client.stop();
+    if (!(options.joinToken && kept && isTrellisError(err, 'TRELLIS_CA_REFUSED'))) throw err;
+    log.info({ event: 'bootstrap.kept_certificate', reason: errorMessage(err) }, 'the join token was refused; using the certificate kept in the state directory');
+    client = newClient({ kept });
+    svid = await client.bootstrap();
+  }
   const sidecarOptions: SidecarOptions = {
     localHost: '127.0.0.1',
     app: { host: options.appHost ?? '127.0.0.1', ports: options.appPorts },

@@ -195,8 +195,7 @@ export class Sidecar {
 
   async close(): Promise<void> {
     this.closing = true;
-    await Promise.all([...this.inbound.values()].map((listener) => listener.close()));
-    await Promise.all(this.outbound.map((listener) => listener.close()));
+    await Promise.all([...[...this.inbound.values()].map((listener) => listener.close()), ...this.outbound.map((listener) => listener.close())]);
     this.tracker.closeAll();
     this.upstream.close();
     this.external.close();

@@ -76,12 +76,17 @@ function valueCheck(field: string, httpOnly: boolean, attribute: Attribute, matc
     httpOnly,
     ...(key === undefined ? {} : { key }),
     test: negate ? (c) => !matches(c) : matches,
+    // For credential headers the policy's own values are secrets too (an API key to compare
+    // with): neither side is ever shown.
     explain: (context) => {
       const { shown, hit } = inspect(context);
-      return negate ? `${field}: ${shown} matches excluded ${JSON.stringify(hit ?? patterns[0] ?? '')}` : `${field}: ${shown} ≠ ${listPatterns(patterns)}`;
+      const expected = attribute.redact === true ? '<redacted>' : listPatterns(patterns);
+      const excluded = attribute.redact === true ? '<redacted>' : JSON.stringify(hit ?? patterns[0] ?? '');
+      return negate ? `${field}: ${shown} matches excluded ${excluded}` : `${field}: ${shown} ≠ ${expected}`;
     },
     describe: (context) => {
       const { shown, hit } = inspect(context);
+      if (attribute.redact === true) return negate ? `${field}: ${shown} is none of the excluded values` : `${field}: ${shown} matches`;
       if (!negate) return `${field}: ${shown} = ${JSON.stringify(hit ?? '')}`;
       return read(context) === undefined ? `${field}: ${shown}` : `${field}: ${shown} is none of ${listPatterns(patterns)}`;
     },

@@ -3,10 +3,11 @@
  * one), stopping proxies promptly, and a proxy that cannot start giving up instead of hanging.
  */
 import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { runTrellis } from '../helpers/cli.js';
+import { runTrellis, TRELLIS_BIN } from '../helpers/cli.js';
 import { freePorts, httpGet, httpRequest, MeshProcesses, type StartedWorkload, waitFor } from '../helpers/mesh-process.js';
 
 const workloads = (webPort: number): string => `apiVersion: networking.istio.io/v1
@@ -100,6 +101,18 @@ spec:
     assert.match(result.stderr, /did not become ready/);
   });
 
+  it('restarts with a spent join token still in its environment, using the kept certificate', async () => {
+    const token = await mesh.token('shop/client');
+    const stateDir = `${mesh.dir}/restart-client`;
+    const args = ['proxy', '--mesh', mesh.stateDir, '--workload', 'shop/client', '--admin-port', '0', '--outbound-port', '0', '--state', stateDir, '--ready-timeout', '20s'];
+    const first = await runTrellisUntilReady(args, token);
+    first.kill('SIGTERM');
+    await once(first, 'exit');
+    const second = await runTrellisUntilReady(args, token);
+    second.kill('SIGTERM');
+    await once(second, 'exit');
+  });
+
   it('stops promptly on SIGTERM even with idle keep-alive connections from peers', async () => {
     assert.equal((await call()).status, 200);
     const exited = once(web.process, 'exit');
@@ -108,3 +121,28 @@ spec:
     assert.equal(code, 0, 'trellis run exits with the application’s own code (the test app exits 0 on SIGTERM)');
   });
 });
+
+/** Starts `trellis …` with a join token in its environment and resolves once it is ready. */
+function runTrellisUntilReady(args: string[], token: string): Promise<ChildProcess> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [TRELLIS_BIN, ...args], { env: { ...process.env, TRELLIS_JOIN_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`not ready in time:\n${output}`));
+    }, 30_000);
+    const onData = (data: Buffer): void => {
+      output += data.toString();
+      if (output.includes('"proxy.ready"')) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`exited with ${code}:\n${output}`));
+    });
+  });
+}

@@ -60,7 +60,7 @@ interface ProxyFlags {
 function proxyFlags(command: Command): Command {
   return command
     .requiredOption('--workload <namespace/name>', 'the WorkloadEntry this proxy serves')
-    .option('--mesh <state-dir>', "the control plane's state directory on this host: sets --control-plane and --ca-bundle")
+    .option('--mesh <state-dir>', "the control plane's state directory on this host: sets --control-plane, --ca-bundle, --trust-domain and --root-namespace")
     .option('--control-plane <host:port>', 'discovery address of the control plane (port 15012 by default)')
     .option('--ca-bundle <file>', 'trust bundle that authenticates the control plane (its <state>/ca/bundle.pem)')
     .option('--trust-domain <name>', 'the mesh trust domain (default: from --mesh, else cluster.local)')
@@ -91,8 +91,10 @@ async function proxyOptions(opts: ProxyFlags): Promise<ProxyOptions> {
     trustDomain ??= record.trustDomain;
     rootNamespace ??= record.rootNamespace;
   }
-  // Istio's discovery port when only a host is given.
-  if (controlPlane && !/:\d+$/.test(controlPlane)) controlPlane = `${controlPlane}:15012`;
+  // Istio's discovery port when only a host is given (a bare IPv6 address gets brackets).
+  if (controlPlane && !/^\[.*\]:\d+$/.test(controlPlane) && !/^[^:]*:\d+$/.test(controlPlane)) {
+    controlPlane = controlPlane.includes(':') && !controlPlane.startsWith('[') ? `[${controlPlane}]:15012` : `${controlPlane}:15012`;
+  }
   if (!controlPlane) throw usageError('give --control-plane HOST:PORT (or --mesh STATE_DIR on the control plane host)');
   if (!caBundle) throw usageError('give --ca-bundle FILE: the bundle that authenticates the control plane (or --mesh STATE_DIR)');
   const joinToken = opts.token ?? (opts.tokenFile ? readFileSync(opts.tokenFile, 'utf8').trim() : process.env['TRELLIS_JOIN_TOKEN']);

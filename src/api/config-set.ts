@@ -3,6 +3,10 @@ import { parseDocuments, type ParsedDocument, type ParsedText } from './parse.js
 import {
   resourceId,
   type AuthorizationPolicyResource,
+  type DestinationRuleResource,
+  type RateLimitResource,
+  type SidecarResource,
+  type VirtualServiceResource,
   type HandledResource,
   type MeshConfigResource,
   type PeerAuthenticationResource,
@@ -27,6 +31,10 @@ export interface ConfigSet {
   readonly requestAuthentications: readonly RequestAuthenticationResource[];
   readonly workloadEntries: readonly WorkloadEntryResource[];
   readonly serviceEntries: readonly ServiceEntryResource[];
+  readonly virtualServices: readonly VirtualServiceResource[];
+  readonly destinationRules: readonly DestinationRuleResource[];
+  readonly sidecars: readonly SidecarResource[];
+  readonly rateLimits: readonly RateLimitResource[];
   /** Known Istio kinds later features implement; loaded, not used. */
   readonly notHandled: readonly UnhandledResource[];
 }
@@ -104,9 +112,30 @@ export function buildConfigSet(parsed: readonly ParsedText[], extraDiagnostics: 
     requestAuthentications: ofKind<RequestAuthenticationResource>('RequestAuthentication'),
     workloadEntries: ofKind<WorkloadEntryResource>('WorkloadEntry'),
     serviceEntries: ofKind<ServiceEntryResource>('ServiceEntry'),
+    virtualServices: ofKind<VirtualServiceResource>('VirtualService'),
+    destinationRules: ofKind<DestinationRuleResource>('DestinationRule'),
+    sidecars: ofKind<SidecarResource>('Sidecar'),
+    rateLimits: ofKind<RateLimitResource>('RateLimit'),
     notHandled: resources.filter((r): r is UnhandledResource => !isHandled(r)),
   };
   return { config, errors, warnings, resources };
+}
+
+/** How many resources the set holds, of every kind. */
+export function configResourceCount(config: ConfigSet): number {
+  const lists = [
+    config.authorizationPolicies,
+    config.peerAuthentications,
+    config.requestAuthentications,
+    config.workloadEntries,
+    config.serviceEntries,
+    config.virtualServices,
+    config.destinationRules,
+    config.sidecars,
+    config.rateLimits,
+    config.notHandled,
+  ];
+  return lists.reduce((sum, list) => sum + list.length, config.meshConfig ? 1 : 0);
 }
 
 /** A config set with no resources: the mesh defaults, nothing else. */
@@ -118,6 +147,10 @@ export function emptyConfigSet(mesh: Partial<MeshSettings> = {}): ConfigSet {
     requestAuthentications: [],
     workloadEntries: [],
     serviceEntries: [],
+    virtualServices: [],
+    destinationRules: [],
+    sidecars: [],
+    rateLimits: [],
     notHandled: [],
   };
 }

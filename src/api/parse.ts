@@ -10,6 +10,7 @@ import { checkPeerAuthentication, checkRequestAuthentication } from './validate/
 import { checkMetadata } from './validate/common.js';
 import { checkMeshConfig } from './validate/mesh-config.js';
 import { checkServiceEntry, checkWorkloadEntry } from './validate/networking.js';
+import { checkDestinationRule, checkRateLimit, checkSidecar, checkVirtualService } from './validate/traffic.js';
 import { DocumentSource } from './yaml-source.js';
 
 /**
@@ -138,6 +139,14 @@ function checkKind(checker: ResourceChecker, resource: HandledResource): void {
       return checkServiceEntry(checker, resource.spec);
     case 'MeshConfig':
       return checkMeshConfig(checker, resource.spec);
+    case 'VirtualService':
+      return checkVirtualService(checker, resource.metadata, resource.spec);
+    case 'DestinationRule':
+      return checkDestinationRule(checker, resource.metadata, resource.spec);
+    case 'Sidecar':
+      return checkSidecar(checker, resource.spec);
+    case 'RateLimit':
+      return checkRateLimit(checker, resource.spec);
   }
 }
 

@@ -4,6 +4,16 @@ import { resourceSchema } from './schemas/common.js';
 import { meshConfigSpecSchema, type MeshConfigSpec } from './schemas/mesh-config.js';
 import { serviceEntrySpecSchema, workloadEntrySpecSchema, type ServiceEntrySpec, type WorkloadEntrySpec } from './schemas/networking.js';
 import {
+  destinationRuleSpecSchema,
+  rateLimitSpecSchema,
+  sidecarSpecSchema,
+  virtualServiceSpecSchema,
+  type DestinationRuleSpec,
+  type RateLimitSpec,
+  type SidecarSpec,
+  type VirtualServiceSpec,
+} from './schemas/traffic.js';
+import {
   authorizationPolicySpecSchema,
   peerAuthenticationSpecSchema,
   requestAuthenticationSpecSchema,
@@ -43,6 +53,10 @@ export type RequestAuthenticationResource = ResourceOf<'RequestAuthentication', 
 export type WorkloadEntryResource = ResourceOf<'WorkloadEntry', WorkloadEntrySpec>;
 export type ServiceEntryResource = ResourceOf<'ServiceEntry', ServiceEntrySpec>;
 export type MeshConfigResource = ResourceOf<'MeshConfig', MeshConfigSpec>;
+export type VirtualServiceResource = ResourceOf<'VirtualService', VirtualServiceSpec>;
+export type DestinationRuleResource = ResourceOf<'DestinationRule', DestinationRuleSpec>;
+export type SidecarResource = ResourceOf<'Sidecar', SidecarSpec>;
+export type RateLimitResource = ResourceOf<'RateLimit', RateLimitSpec>;
 
 /** A known Istio kind that a later feature will implement: loaded, reported, not used yet. */
 export interface UnhandledResource {
@@ -58,7 +72,11 @@ export type HandledResource =
   | RequestAuthenticationResource
   | WorkloadEntryResource
   | ServiceEntryResource
-  | MeshConfigResource;
+  | MeshConfigResource
+  | VirtualServiceResource
+  | DestinationRuleResource
+  | SidecarResource
+  | RateLimitResource;
 
 export type HandledKind = HandledResource['kind'];
 
@@ -74,6 +92,8 @@ const SECURITY = 'security.istio.io';
 const NETWORKING = 'networking.istio.io';
 const SECURITY_VERSIONS = ['v1', 'v1beta1'];
 const NETWORKING_VERSIONS = ['v1', 'v1beta1', 'v1alpha3'];
+const TRELLIS = 'trellis.dev';
+const TRELLIS_VERSIONS = ['v1alpha1'];
 
 export const HANDLED_KINDS: readonly HandledKindInfo[] = [
   { kind: 'AuthorizationPolicy', group: SECURITY, versions: SECURITY_VERSIONS, namespaced: true, schema: resourceSchema(authorizationPolicySpecSchema) },
@@ -81,15 +101,16 @@ export const HANDLED_KINDS: readonly HandledKindInfo[] = [
   { kind: 'RequestAuthentication', group: SECURITY, versions: SECURITY_VERSIONS, namespaced: true, schema: resourceSchema(requestAuthenticationSpecSchema) },
   { kind: 'WorkloadEntry', group: NETWORKING, versions: NETWORKING_VERSIONS, namespaced: true, schema: resourceSchema(workloadEntrySpecSchema) },
   { kind: 'ServiceEntry', group: NETWORKING, versions: NETWORKING_VERSIONS, namespaced: true, schema: resourceSchema(serviceEntrySpecSchema) },
-  { kind: 'MeshConfig', group: 'trellis.dev', versions: ['v1alpha1'], namespaced: false, schema: resourceSchema(meshConfigSpecSchema) },
+  { kind: 'VirtualService', group: NETWORKING, versions: NETWORKING_VERSIONS, namespaced: true, schema: resourceSchema(virtualServiceSpecSchema) },
+  { kind: 'DestinationRule', group: NETWORKING, versions: NETWORKING_VERSIONS, namespaced: true, schema: resourceSchema(destinationRuleSpecSchema) },
+  { kind: 'Sidecar', group: NETWORKING, versions: NETWORKING_VERSIONS, namespaced: true, schema: resourceSchema(sidecarSpecSchema) },
+  { kind: 'MeshConfig', group: TRELLIS, versions: TRELLIS_VERSIONS, namespaced: false, schema: resourceSchema(meshConfigSpecSchema) },
+  { kind: 'RateLimit', group: TRELLIS, versions: TRELLIS_VERSIONS, namespaced: true, schema: resourceSchema(rateLimitSpecSchema) },
 ];
 
 /** Istio kinds that later issues implement. They load (with a warning) so a whole Istio config directory can be used. */
 export const NOT_HANDLED_KINDS: readonly { kind: string; group: string; versions: readonly string[] }[] = [
-  { kind: 'VirtualService', group: NETWORKING, versions: NETWORKING_VERSIONS },
-  { kind: 'DestinationRule', group: NETWORKING, versions: NETWORKING_VERSIONS },
   { kind: 'Gateway', group: NETWORKING, versions: NETWORKING_VERSIONS },
-  { kind: 'Sidecar', group: NETWORKING, versions: NETWORKING_VERSIONS },
   { kind: 'WorkloadGroup', group: NETWORKING, versions: NETWORKING_VERSIONS },
   { kind: 'EnvoyFilter', group: NETWORKING, versions: ['v1alpha3'] },
   { kind: 'ProxyConfig', group: NETWORKING, versions: ['v1beta1'] },

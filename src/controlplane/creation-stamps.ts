@@ -39,6 +39,10 @@ export class CreationStamps {
       requestAuthentications: config.requestAuthentications.map(stamp),
       workloadEntries: config.workloadEntries.map(stamp),
       serviceEntries: config.serviceEntries.map(stamp),
+      virtualServices: config.virtualServices.map(stamp),
+      destinationRules: config.destinationRules.map(stamp),
+      sidecars: config.sidecars.map(stamp),
+      rateLimits: config.rateLimits.map(stamp),
       notHandled: config.notHandled.map(stamp),
     };
     if (JSON.stringify(sorted(next)) !== JSON.stringify(sorted(this.stamps))) {

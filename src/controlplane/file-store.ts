@@ -13,7 +13,7 @@ import { type FSWatcher, watch } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { type ConfigText, parseConfigTexts } from '../api/config-set.js';
+import { type ConfigText, configResourceCount, parseConfigTexts } from '../api/config-set.js';
 import { type ConfigDiagnostic, formatDiagnostic } from '../api/diagnostics.js';
 import { errorMessage, TrellisError } from '../api/errors.js';
 import type { ConfigState, ConfigStore, ConfigStoreStatus, ConfigValidator } from './config-store.js';
@@ -94,9 +94,7 @@ export class FileConfigStore implements ConfigStore {
 
   status(): ConfigStoreStatus {
     const config = this.state?.config;
-    const resources = config
-      ? config.authorizationPolicies.length + config.peerAuthentications.length + config.requestAuthentications.length + config.workloadEntries.length + config.serviceEntries.length + config.notHandled.length + (config.meshConfig ? 1 : 0)
-      : 0;
+    const resources = config ? configResourceCount(config) : 0;
     return {
       source: `files:${this.options.dir}`,
       ...(this.state ? { version: this.state.version, acceptedAt: this.state.acceptedAt.toISOString() } : {}),

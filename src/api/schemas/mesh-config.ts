@@ -1,4 +1,5 @@
 import * as z from 'zod';
+import { OUTBOUND_TRAFFIC_MODES, type OutboundTrafficMode } from './traffic.js';
 
 /**
  * trellis.dev/v1alpha1 MeshConfig: the Trellis-only, mesh-wide settings. At most one per
@@ -17,6 +18,8 @@ export const meshConfigSpecSchema = z.strictObject({
   rootNamespace: z.string().optional(),
   defaultAuthorization: z.enum(DEFAULT_AUTHORIZATIONS).optional(),
   pathNormalization: z.enum(PATH_NORMALIZATIONS).optional(),
+  /** Istio's MeshConfig field: what happens to traffic for hosts not in the registry. */
+  outboundTrafficPolicy: z.strictObject({ mode: z.enum(OUTBOUND_TRAFFIC_MODES).optional() }).optional(),
 });
 export type MeshConfigSpec = z.infer<typeof meshConfigSpecSchema>;
 
@@ -26,6 +29,7 @@ export interface MeshSettings {
   readonly rootNamespace: string;
   readonly defaultAuthorization: DefaultAuthorization;
   readonly pathNormalization: PathNormalization;
+  readonly outboundTrafficPolicy: OutboundTrafficMode;
 }
 
 /** Istio's defaults: an Istio mesh means the same thing under Trellis. */
@@ -34,6 +38,7 @@ export const DEFAULT_MESH_SETTINGS: MeshSettings = {
   rootNamespace: 'istio-system',
   defaultAuthorization: 'ALLOW',
   pathNormalization: 'BASE',
+  outboundTrafficPolicy: 'ALLOW_ANY',
 };
 
 export function resolveMeshSettings(spec: MeshConfigSpec | undefined): MeshSettings {
@@ -42,5 +47,6 @@ export function resolveMeshSettings(spec: MeshConfigSpec | undefined): MeshSetti
     rootNamespace: spec?.rootNamespace ?? DEFAULT_MESH_SETTINGS.rootNamespace,
     defaultAuthorization: spec?.defaultAuthorization ?? DEFAULT_MESH_SETTINGS.defaultAuthorization,
     pathNormalization: spec?.pathNormalization ?? DEFAULT_MESH_SETTINGS.pathNormalization,
+    outboundTrafficPolicy: spec?.outboundTrafficPolicy?.mode ?? DEFAULT_MESH_SETTINGS.outboundTrafficPolicy,
   };
 }

@@ -434,28 +434,28 @@ void describe('validation: the set is all or nothing', () => {
 void describe('loading: kinds, defaults and warnings', () => {
   void it('resolves MeshConfig defaults as Istio does', () => {
     const result = parseConfigText(AP('  rules:\n  - {}'), 'p.yaml');
-    assert.deepEqual(result.config?.mesh, { trustDomain: 'cluster.local', rootNamespace: 'istio-system', defaultAuthorization: 'ALLOW', pathNormalization: 'BASE' });
+    assert.deepEqual(result.config?.mesh, { trustDomain: 'cluster.local', rootNamespace: 'istio-system', defaultAuthorization: 'ALLOW', pathNormalization: 'BASE', outboundTrafficPolicy: 'ALLOW_ANY' });
   });
 
   void it('reads every MeshConfig field', () => {
     const result = parseConfigText(
-      'apiVersion: trellis.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  trustDomain: example.org\n  rootNamespace: mesh-root\n  defaultAuthorization: DENY\n  pathNormalization: MERGE_SLASHES\n',
+      'apiVersion: trellis.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  trustDomain: example.org\n  rootNamespace: mesh-root\n  defaultAuthorization: DENY\n  pathNormalization: MERGE_SLASHES\n  outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n',
       'mesh.yaml',
     );
-    assert.deepEqual(result.config?.mesh, { trustDomain: 'example.org', rootNamespace: 'mesh-root', defaultAuthorization: 'DENY', pathNormalization: 'MERGE_SLASHES' });
+    assert.deepEqual(result.config?.mesh, { trustDomain: 'example.org', rootNamespace: 'mesh-root', defaultAuthorization: 'DENY', pathNormalization: 'MERGE_SLASHES', outboundTrafficPolicy: 'REGISTRY_ONLY' });
   });
 
   void it('loads Istio kinds handled later with a "not handled yet" warning', () => {
-    const kinds = ['VirtualService', 'DestinationRule', 'Gateway', 'Sidecar', 'WorkloadGroup'];
+    const kinds = ['Gateway', 'WorkloadGroup'];
     const yaml = kinds.map((k) => `apiVersion: networking.istio.io/v1\nkind: ${k}\nmetadata: {name: x}\nspec: {anything: [goes]}\n`).join('---\n');
     const result = parseConfigText(
       `${yaml}---\napiVersion: networking.istio.io/v1alpha3\nkind: EnvoyFilter\nmetadata: {name: x}\n---\napiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: x}\n`,
       'istio.yaml',
     );
     assert.deepEqual(result.errors, []);
-    assert.equal(result.warnings.length, 7);
+    assert.equal(result.warnings.length, 4);
     assert.ok(result.warnings.every((w) => w.code === 'TRELLIS_CONFIG_NOT_HANDLED'));
-    assert.equal(result.config?.notHandled.length, 7);
+    assert.equal(result.config?.notHandled.length, 4);
   });
 
   void it('accepts kubectl output: server fields in metadata and a status', () => {

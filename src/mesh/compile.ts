@@ -5,6 +5,9 @@
  */
 import type { ConfigSet } from '../api/config-set.js';
 import { type InboundPolicySelector, selectInboundPolicy } from './inbound-policy.js';
+import { rateLimitsFor } from './rate-limits.js';
+import { selectSidecar, sidecarAllows } from './sidecar-scope.js';
+import { compileTraffic } from './traffic.js';
 import { compareStrings, endpointPort, findWorkload, hostAliases, portProtocol, protocolFromName, type Registry, type RegistryWorkload, servicesVisibleTo } from './registry.js';
 import {
   type InboundPortSnapshot,
@@ -37,7 +40,7 @@ export function compileSnapshot(config: ConfigSet, registry: Registry, workloadR
   return {
     workload: workloadSnapshot(workload, registry.trustDomain),
     inbound: inboundSnapshot(config, registry, workload, options.selectPolicy ?? selectInboundPolicy),
-    outbound: outboundSnapshot(registry, workload),
+    outbound: outboundSnapshot(config, registry, workload),
     trust,
   };
 }
@@ -83,15 +86,18 @@ function inboundSnapshot(config: ConfigSet, registry: Registry, workload: Regist
     }
   }
   const policy = select(config, workload);
+  const rateLimits = rateLimitsFor(config, workload);
   const inboundPorts: InboundPortSnapshot[] = [...ports.entries()]
     .sort(([a], [b]) => a - b)
     .map(([port, entry]) => ({ name: entry.name, port, protocol: entry.declared ?? entry.named, mtls: policy.mtlsForPort(port) }));
-  return { ports: inboundPorts, policy: policy.policy };
+  return { ports: inboundPorts, ...(rateLimits.length === 0 ? {} : { rateLimits }), policy: policy.policy };
 }
 
-/** Every service exported to the workload's namespace (issue 5 narrows this with Sidecar). */
-function outboundSnapshot(registry: Registry, workload: RegistryWorkload): OutboundSnapshot {
-  const services: ServiceSnapshot[] = servicesVisibleTo(registry, workload.namespace).map((service) => ({
+/** Every service exported to the workload's namespace that its Sidecar lets it see, and how to route to them. */
+function outboundSnapshot(config: ConfigSet, registry: Registry, workload: RegistryWorkload): OutboundSnapshot {
+  const sidecar = selectSidecar(config, workload);
+  const visible = servicesVisibleTo(registry, workload.namespace).filter((service) => sidecarAllows(sidecar, service));
+  const services: ServiceSnapshot[] = visible.map((service) => ({
     host: service.host,
     aliases: hostAliases(service.host, workload.namespace),
     namespace: service.namespace,
@@ -104,7 +110,7 @@ function outboundSnapshot(registry: Registry, workload: RegistryWorkload): Outbo
     })),
     identities: [...service.identities],
   }));
-  return { services };
+  return { services, traffic: compileTraffic(config, workload, visible, sidecar) };
 }
 
 function sortedRecord<T>(record: Readonly<Record<string, T>>): Record<string, T> {

@@ -9,6 +9,7 @@ import type { ServicePort, WorkloadEntrySpec } from '../api/schemas/networking.j
 import type { EndpointSnapshot, PortProtocol, ServicePortSnapshot } from './snapshot.js';
 
 export type ServiceLocation = 'MESH_INTERNAL' | 'MESH_EXTERNAL';
+export type ServiceResolution = 'NONE' | 'STATIC' | 'DNS' | 'DNS_ROUND_ROBIN';
 
 /** A WorkloadEntry as the mesh sees it. */
 export interface RegistryWorkload {
@@ -32,6 +33,8 @@ export interface RegistryService {
   readonly source: string;
   readonly createdAt?: string;
   readonly location: ServiceLocation;
+  /** How endpoints are found (ServiceEntry `resolution`, Istio's default NONE). */
+  readonly resolution: ServiceResolution;
   /** Resolved exportTo: `*` (everyone), `.` (own namespace) and namespace names. */
   readonly exportTo: readonly string[];
   readonly ports: readonly ServicePortSnapshot[];
@@ -150,6 +153,8 @@ function toServices(entry: ServiceEntryResource, workloads: readonly RegistryWor
   const namespace = entry.metadata.namespace ?? 'default';
   const spec = entry.spec;
   const location: ServiceLocation = spec.location ?? 'MESH_EXTERNAL';
+  // DYNAMIC_DNS is Istio's DNS with per-host clusters; a connect-time lookup is the same thing here.
+  const resolution: ServiceResolution = spec.resolution === 'DYNAMIC_DNS' ? 'DNS' : (spec.resolution ?? 'NONE');
   const declaredPorts = [...(spec.ports ?? [])].sort((a, b) => a.number - b.number);
   const ports: ServicePortSnapshot[] = declaredPorts.map((port) => ({
     number: port.number,
@@ -197,6 +202,7 @@ function toServices(entry: ServiceEntryResource, workloads: readonly RegistryWor
     source,
     ...(entry.metadata.creationTimestamp === undefined ? {} : { createdAt: entry.metadata.creationTimestamp }),
     location,
+    resolution,
     exportTo,
     ports,
     endpoints,

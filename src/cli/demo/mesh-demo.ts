@@ -138,7 +138,7 @@ async function runScenario(client: MeshClient, workloads: Workload[]): Promise<n
       `productpage → details (${(body?.['details'] as { servedBy?: string } | undefined)?.servedBy ?? 'error'}) and ${served}${rating ? `, ${rating.stars ?? '?'} ${rating.color ?? ''} stars from ratings` : ''}`,
     );
   }
-  printLine(`    reviews versions seen: ${[...seen].sort().join(', ')} (round robin over the endpoints)`);
+  printLine(`    reviews versions seen: ${[...seen].sort().join(', ')} (DestinationRule reviews: round robin over the endpoints)`);
 
   const direct = await client.get('ratings.default.svc.cluster.local:9080', '/ratings/0');
   step('GET ratings directly (denied: only reviews may call ratings)', direct, 403, describeDenial(direct));

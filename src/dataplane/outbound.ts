@@ -10,8 +10,9 @@ import type http from 'node:http';
 import net from 'node:net';
 import type tls from 'node:tls';
 import { SpiffeId } from '../identity/spiffe-id.js';
-import { egressDecision, pickDestination, selectL4Route } from '../traffic/index.js';
+import { type CompiledRouteTable, egressDecision, pickDestination, selectL4Route } from '../traffic/index.js';
 import { MESH_ALPN } from './alpn.js';
+import { readClientHelloSni } from './client-hello.js';
 import { type ConnectionInfo, connectionInfo, type ConnectionTracker } from './connection.js';
 import { createHttp1Server, createHttp2Server } from './l7/downstream.js';
 import { type ResolvedTarget, splitAuthority } from './service-resolver.js';
@@ -85,7 +86,7 @@ export class OutboundListener {
     if (fixed?.port.protocol === 'TCP') return this.tunnelTcp(socket, fixed);
     const kind = await sniffSocket(socket, SNIFF_TIMEOUT_MS);
     if (kind === 'h2' || kind === 'http1') return this.acceptHttp(socket, kind);
-    if (fixed && kind === 'tcp' && fixed.port.protocol === 'UNKNOWN') return this.tunnelTcp(socket, fixed);
+    if (fixed && (kind === 'tcp' || kind === 'tls') && fixed.port.protocol === 'UNKNOWN') return this.tunnelTcp(socket, fixed);
     this.deps.log.info({ port: this.port, kind }, 'outbound connection closed: not HTTP');
     socket.destroy();
   }
@@ -133,11 +134,26 @@ export class OutboundListener {
     if (socket.readableFlowing === false) socket.resume();
   }
 
-  /** A byte tunnel routed by the service's TCP routes (weighted destinations, subsets). */
+  /**
+   * A byte tunnel routed by the service's TLS routes (by the ClientHello's SNI, when the
+   * VirtualService has any), else its TCP routes (weighted destinations, subsets).
+   */
   private tunnelTcp(socket: net.Socket, target: ResolvedTarget): void {
+    const table = this.deps.traffic().routeTables.get(target.service.host, target.port.number);
+    if (table === undefined || table.tls.length === 0) {
+      this.routeTcp(socket, target, table, undefined);
+      return;
+    }
+    readClientHelloSni(socket, SNIFF_TIMEOUT_MS)
+      .then((sni) => this.routeTcp(socket, target, table, sni))
+      .catch(() => socket.destroy());
+  }
+
+  private routeTcp(socket: net.Socket, target: ResolvedTarget, table: CompiledRouteTable | undefined, sni: string | undefined): void {
     const traffic = this.deps.traffic();
-    const table = traffic.routeTables.get(target.service.host, target.port.number);
-    const selection = table ? selectL4Route(table, { port: target.port.number, source: this.deps.source() }, 'tcp') : undefined;
+    const connection = { port: target.port.number, source: this.deps.source(), ...(sni === undefined ? {} : { sni }) };
+    const byTls = table && sni !== undefined ? selectL4Route(table, connection, 'tls') : undefined;
+    const selection = byTls?.matched ? byTls : table ? selectL4Route(table, connection, 'tcp') : undefined;
     const destination = selection?.matched ? pickDestination(selection.route.route, this.deps.random) : undefined;
     const cluster = destination ? traffic.cluster(destination.cluster) : undefined;
     const pick = cluster?.pick({ sourceIp: socket.remoteAddress ?? '' });

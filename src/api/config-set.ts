@@ -17,6 +17,7 @@ import {
 } from './resources.js';
 import { resolveMeshSettings, type MeshSettings } from './schemas/mesh-config.js';
 import { ResourceChecker } from './validate/checker.js';
+import { checkTrafficReferences } from './validate/traffic-references.js';
 
 /**
  * A validated set of resources grouped by kind, with the mesh settings resolved. A set is all
@@ -75,6 +76,7 @@ export function buildConfigSet(parsed: readonly ParsedText[], extraDiagnostics: 
 
   const handled = documents.filter((d) => d.handled);
   diagnostics.push(...checkDuplicates(handled));
+  diagnostics.push(...checkTrafficReferences(handled));
 
   const meshConfigs = handled.filter((d) => d.resource.kind === 'MeshConfig');
   for (const extra of meshConfigs.slice(1)) {

@@ -38,6 +38,7 @@
  * The overall route timeout covers every attempt and backoff; `attemptTimeoutMs` gives the
  * time one attempt may take.
  */
+import { GRPC_CONDITIONS, isRetryStatusCode } from '../api/retry-conditions.js';
 import type { HttpRetrySnapshot } from '../mesh/snapshot.js';
 import type { Random } from './random.js';
 
@@ -52,38 +53,8 @@ export const ISTIO_DEFAULT_RETRY: Readonly<HttpRetrySnapshot> = Object.freeze({
   backoffBaseMs: DEFAULT_BACKOFF_BASE_MS,
 });
 
-export const HTTP_CONDITIONS = [
-  '5xx',
-  'gateway-error',
-  'reset',
-  'reset-before-request',
-  'connect-failure',
-  'envoy-ratelimited',
-  'retriable-4xx',
-  'refused-stream',
-  'retriable-status-codes',
-  'retriable-headers',
-  'http3-post-connect-failure',
-] as const;
-
-/** gRPC condition names and the `grpc-status` code each one retries. */
-export const GRPC_CONDITIONS: Readonly<Record<string, number>> = Object.freeze({
-  cancelled: 1,
-  'deadline-exceeded': 4,
-  'resource-exhausted': 8,
-  internal: 13,
-  unavailable: 14,
-});
-
-/** Whether `name` is a condition Istio/Envoy accept in `retryOn` (a status code counts too). */
-export function isRetryCondition(name: string): boolean {
-  return (HTTP_CONDITIONS as readonly string[]).includes(name) || Object.hasOwn(GRPC_CONDITIONS, name) || isStatusCode(name);
-}
-
-/** A bare HTTP status code in `retryOn` (Istio accepts the codes Go knows; validation narrows). */
-function isStatusCode(text: string): boolean {
-  return /^[1-5][0-9][0-9]$/.test(text);
-}
+// The condition names live in src/api so validation checks the same list.
+export { GRPC_CONDITIONS, HTTP_CONDITIONS, isRetryCondition } from '../api/retry-conditions.js';
 
 /** What one attempt ended with, as the data plane observed it. */
 export type AttemptOutcome =
@@ -129,7 +100,7 @@ export function compileRetryPolicy(retries: HttpRetrySnapshot | undefined, optio
   for (const raw of policy.retryOn) {
     const item = raw.trim();
     if (item === '') continue;
-    if (isStatusCode(item)) {
+    if (isRetryStatusCode(item)) {
       codes.add(Number(item));
       conditions.add('retriable-status-codes');
     } else {

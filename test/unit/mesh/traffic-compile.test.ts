@@ -108,7 +108,7 @@ describe('traffic compile', () => {
         '    mirror: {host: reviews, subset: v1}',
         '  - route:',
         '    - destination: {host: reviews, subset: v1}',
-        '    retries: {perTryTimeout: 1s}',
+        '    retries: {attempts: 0}',
       ].join('\n'),
     );
     const [jason, rest] = table(traffic(BASE + SUBSETS + vs), REVIEWS, 9080).http;
@@ -119,7 +119,7 @@ describe('traffic compile', () => {
     // A delay without a percentage delays nothing (Istio); gRPC status names become codes.
     assert.deepEqual(jason?.fault, { delay: { fixedDelayMs: 7000, percentage: 0 }, abort: { grpcStatus: 14, percentage: 10 } });
     assert.deepEqual(jason?.mirrors, [{ cluster: `outbound|9080|v1|${REVIEWS}`, host: REVIEWS, subset: 'v1', port: 9080, percentage: 100 }]);
-    // `retries` without attempts disables retries, as in Istio.
+    // `attempts: 0` disables retries, as in Istio (validation rejects other retry fields without attempts).
     assert.equal(rest?.retries?.attempts, 0);
     assert.equal(rest?.index, 1);
   });

@@ -5,7 +5,8 @@ import { registerCommands } from './commands/index.js';
 /**
  * The `trellis` command. Each command lives in src/cli/commands and stays thin: it parses
  * flags, calls the modules that do the work, and prints. Exit codes: 0 success, 1 the
- * operation ran and failed (invalid config, refused request…), 2 invalid input.
+ * operation ran and failed (invalid config, refused request…), 2 invalid input; `route check`
+ * also exits 3 when the request would not reach a destination (ROUTE_REFUSED_EXIT_CODE).
  */
 export function buildProgram(): Command {
   const program = new Command('trellis')

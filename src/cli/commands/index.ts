@@ -4,7 +4,9 @@ import { registerCa } from './ca.js';
 import { registerCert } from './cert.js';
 import { registerControlPlane } from './controlplane.js';
 import { registerDemo } from './demo.js';
+import { registerInit } from './init.js';
 import { registerProxy } from './proxy.js';
+import { registerRoute } from './route.js';
 import { registerStatus } from './status.js';
 import { registerToken } from './token.js';
 import { registerValidate } from './validate.js';
@@ -12,8 +14,10 @@ import { registerValidate } from './validate.js';
 /** Every command module registers itself here; keep the list in the order of `trellis --help`. */
 export function registerCommands(program: Command): void {
   registerDemo(program);
+  registerInit(program);
   registerValidate(program);
   registerAuthz(program);
+  registerRoute(program);
   registerCa(program);
   registerToken(program);
   registerCert(program);

@@ -66,6 +66,7 @@ export class FileConfigStore implements ConfigStore {
     }
     await this.reload();
     await this.syncWatchers();
+    if (this.stopped) return;
     this.rescan = setInterval(() => void this.reload(), this.options.rescanIntervalMs);
     this.rescan.unref();
   }
@@ -132,6 +133,8 @@ export class FileConfigStore implements ConfigStore {
   private async syncWatchers(): Promise<void> {
     if (this.stopped) return;
     const dirs = new Set(await listDirectories(this.options.dir));
+    // stop() may have run while the directories were listed: a watcher made now would never close.
+    if (this.stopped) return;
     for (const [dir, watcher] of this.watchers) {
       if (dirs.has(dir)) continue;
       watcher.close();

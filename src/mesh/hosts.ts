@@ -1,16 +1,8 @@
 /**
- * Host names as Istio's traffic kinds use them: short names resolve against the namespace of
- * the resource that wrote them, and `*.` wildcards match any longer name with that suffix.
+ * Host matching for the compile: which resource names a service most specifically. Short-name
+ * resolution and host syntax live in src/api/hosts.ts, shared with validation.
  */
-
-/** The DNS domain of service hosts (Istio's `domainSuffix`); it is not the trust domain. */
-export const DNS_DOMAIN = 'cluster.local';
-
-/** `reviews` written in namespace `shop` → `reviews.shop.svc.cluster.local`; names with a dot are kept. */
-export function resolveShortName(host: string, namespace: string): string {
-  if (host === '*' || host.includes('.')) return host;
-  return `${host}.${namespace}.svc.${DNS_DOMAIN}`;
-}
+export { resolveHost as resolveShortName } from '../api/hosts.js';
 
 /**
  * How specifically `pattern` names `host`: undefined when it does not match, else a number that

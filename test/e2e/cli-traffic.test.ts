@@ -253,7 +253,9 @@ void describe('trellis route check', () => {
     assert.equal(result.code, 2);
     assert.equal(result.stdout, '');
     assert.match(result.stderr, new RegExp(`${file('broken.yaml').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:18:7: error: VirtualService default/reviews: spec\\.http\\[0\\]\\.route\\[1\\]\\.wieght: unknown field "wieght"`));
-    assert.match(result.stderr, /trellis: the config is invalid \(1 errors\): nothing was evaluated \[TRELLIS_USAGE\]/);
+    // The misspelled weight also leaves the weights adding up to 80.
+    assert.match(result.stderr, /broken\.yaml:10:5: error: VirtualService default\/reviews: spec\.http\[0\]\.route: destination weights add up to 80/);
+    assert.match(result.stderr, /trellis: the config is invalid \(2 errors\): nothing was evaluated \[TRELLIS_USAGE\]/);
   });
 
   void it('usage errors exit 2 and say what to fix', async () => {

@@ -49,7 +49,7 @@ spec:
 }
 
 /** Sends requests back to back (over keep-alive connections, with a fresh one now and then) until stopped. */
-function startTraffic(proxyPort: number): { stop: () => Promise<{ ok: number; failed: string[] }> } {
+function startTraffic(proxyPort: number): { sent: () => number; stop: () => Promise<{ ok: number; failed: string[] }> } {
   let running = true;
   const result = { ok: 0, failed: [] as string[] };
   const loop = async (): Promise<void> => {
@@ -72,6 +72,7 @@ function startTraffic(proxyPort: number): { stop: () => Promise<{ ok: number; fa
   };
   const done = loop();
   return {
+    sent: () => result.ok + result.failed.length,
     stop: async () => {
       running = false;
       await done;
@@ -140,10 +141,11 @@ describe('mesh resilience', () => {
       serials.add(await identity());
       const traffic = startTraffic(client.ready.listening.outbound as number);
       try {
+        // Both: two renewals, and enough requests around them (a loaded machine sends fewer per second).
         await waitFor(async () => {
           serials.add(await identity());
-          return serials.size >= 3;
-        }, 30_000, 'the server to renew its certificate twice');
+          return serials.size >= 3 && traffic.sent() > 50;
+        }, 30_000, 'the server to renew its certificate twice under traffic');
       } finally {
         await traffic.stop();
       }

@@ -263,7 +263,7 @@ function checkWeights(checker: ResourceChecker, path: FieldPath, destinations: r
   }
   const total = destinations.reduce((sum, d) => sum + (d.weight ?? 0), 0);
   if (total !== 100) {
-    const weights = destinations.map((d) => (d.weight === undefined ? '-' : String(d.weight))).join(' + ');
+    const weights = destinations.map((d) => (d.weight === undefined ? 'no weight' : String(d.weight))).join(' + ');
     checker.error(path, `destination weights add up to ${total} (${weights}), they must add up to 100 (a destination without weight counts as 0)`);
   }
 }

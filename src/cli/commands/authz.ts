@@ -4,14 +4,14 @@ import { formatDiagnostic } from '../../api/diagnostics.js';
 import { errorMessage } from '../../api/errors.js';
 import { parseIp } from '../../api/ip.js';
 import { loadConfigPaths } from '../../api/loader.js';
-import { isHeaderName, parsePortText } from '../../api/names.js';
+import { parsePortText } from '../../api/names.js';
 import { JwksCache } from '../../dataplane/jwks.js';
 import { SpiffeId } from '../../identity/spiffe-id.js';
 import { findWorkloadEntry, workloadFromEntry, type RegisteredWorkload } from '../../mesh/workloads.js';
 import { checkInbound, compileWorkloadPolicy, workloadPolicy, type InboundDecision, type InboundRequest } from '../../policy/inbound.js';
 import type { WorkloadJwtRules } from '../../policy/request-authn.js';
 import { policyRuntime } from '../../dataplane/policy-runtime.js';
-import { parseOutputFormat, printJson, printLine, usageError } from '../output.js';
+import { parseHeaderFlags, parseOutputFormat, printJson, printLine, usageError } from '../output.js';
 
 /**
  * `trellis authz check`: asks the question the proxies ask — may this caller do this, here,
@@ -118,17 +118,7 @@ function buildRequest(options: CheckOptions, workload: RegisteredWorkload, jwtRu
   };
   if (options.tcp === true) return base;
 
-  const headers = new Map<string, string>();
-  for (const line of options.header) {
-    const colon = line.indexOf(':');
-    const name = colon === -1 ? '' : line.slice(0, colon).trim();
-    if (!isHeaderName(name)) throw usageError(`--header "${line}": expected "Name: value"`);
-    const lower = name.toLowerCase();
-    if (lower === 'host') throw usageError('--header "Host: …": use --host');
-    const value = line.slice(colon + 1).trim();
-    const previous = headers.get(lower);
-    headers.set(lower, previous === undefined ? value : `${previous},${value}`);
-  }
+  const headers = parseHeaderFlags(options.header);
   let target = options.path ?? '/';
   if (options.jwt !== undefined) target = placeToken(options.jwt, jwtRules, headers, target);
   return { ...base, http: { method: options.method ?? 'GET', target, host: options.host ?? workload.address ?? workload.name, headers } };

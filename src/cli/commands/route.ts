@@ -16,7 +16,7 @@ import {
   type RouteCheckRequest,
   type RouteExplanation,
 } from '../../traffic/explain.js';
-import { parseOutputFormat, printJson, printLine, usageError } from '../output.js';
+import { parseHeaderFlags, parseOutputFormat, printJson, printLine, usageError } from '../output.js';
 
 /**
  * `trellis route check`: asks what the sidecar of a workload would do with one outbound request —
@@ -116,17 +116,7 @@ function buildRequest(options: RouteCheckOptions): RouteCheckRequest {
   if (!isHeaderName(method)) throw usageError(`--method "${method}": not an HTTP method token`);
   const path = options.path ?? '/';
   if (!path.startsWith('/')) throw usageError(`--path "${path}": an origin-form request target starts with /`);
-  const headers = new Map<string, string>();
-  for (const line of options.header) {
-    const colon = line.indexOf(':');
-    const name = colon === -1 ? '' : line.slice(0, colon).trim();
-    if (!isHeaderName(name)) throw usageError(`--header "${line}": expected "Name: value"`);
-    const lower = name.toLowerCase();
-    if (lower === 'host') throw usageError('--header "Host: …": use --host');
-    const value = line.slice(colon + 1).trim();
-    const previous = headers.get(lower);
-    headers.set(lower, previous === undefined ? value : `${previous},${value}`);
-  }
+  const headers = parseHeaderFlags(options.header);
   return { host, ...(port === undefined ? {} : { port }), method, path, headers };
 }
 

@@ -8,6 +8,7 @@ import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import type { L7Request, L7Response } from './l7/types.js';
+import { agentOptions, type ConnectionLimits, DEFAULT_CONNECT_TIMEOUT_MS, limitRequestsPerSocket, limitsKey } from './l7/pool-limits.js';
 import { sendHttp1 } from './l7/upstream.js';
 
 export interface ExternalDestination {
@@ -18,21 +19,21 @@ export interface ExternalDestination {
   /** Server name to send and verify under SIMPLE (default: `host`). */
   sni?: string;
   connectTimeoutMs?: number;
+  /** Idle timeout and requests per connection from the cluster's connectionPool. */
+  limits?: ConnectionLimits;
 }
-
-const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 
 export class ExternalUpstream {
   private readonly agents = new Map<string, http.Agent>();
 
   sendHttp(request: L7Request, destination: ExternalDestination): Promise<L7Response> {
     const secure = destination.tls === 'SIMPLE';
-    const key = `${destination.host}:${destination.port}|${secure ? `tls:${destination.sni ?? destination.host}` : 'plain'}`;
+    const key = `${destination.host}:${destination.port}|${secure ? `tls:${destination.sni ?? destination.host}` : 'plain'}|${destination.connectTimeoutMs ?? ''}|${limitsKey(destination.limits)}`;
     let agent = this.agents.get(key);
     if (!agent) {
-      agent = secure
-        ? new https.Agent({ keepAlive: true, scheduling: 'lifo', servername: destination.sni ?? destination.host, timeout: destination.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS })
-        : new http.Agent({ keepAlive: true, scheduling: 'lifo', timeout: destination.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS });
+      const options = { keepAlive: true, scheduling: 'lifo' as const, timeout: destination.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, ...agentOptions(destination.limits) };
+      agent = secure ? new https.Agent({ ...options, servername: destination.sni ?? destination.host }) : new http.Agent(options);
+      limitRequestsPerSocket(agent, destination.limits);
       this.agents.set(key, agent);
     }
     return sendHttp1(request, { host: destination.host, port: destination.port, agent, secure });

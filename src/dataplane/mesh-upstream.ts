@@ -11,6 +11,7 @@ import tls from 'node:tls';
 import type { SpiffeTls } from '../identity/tls.js';
 import type { EndpointSnapshot } from '../mesh/snapshot.js';
 import type { L7Request, L7Response } from './l7/types.js';
+import { agentOptions, type ConnectionLimits, DEFAULT_CONNECT_TIMEOUT_MS, limitIdleSession, limitRequestsPerSocket, limitsKey } from './l7/pool-limits.js';
 import { Http2SessionPool, sendHttp1, sendHttp2 } from './l7/upstream.js';
 import { MESH_ALPN } from './alpn.js';
 
@@ -24,9 +25,9 @@ export interface MeshDestination {
   serviceIdentities: readonly string[];
   /** SNI, Istio style: outbound_.<port>_._.<host>. */
   serverName: string;
+  /** The cluster's connectionPool limits on connections (connect and idle timeouts, requests per connection). */
+  limits?: ConnectionLimits;
 }
-
-const CONNECT_TIMEOUT_MS = 10_000;
 
 export class MeshUpstream {
   private readonly tlsMaterial: () => SpiffeTls;
@@ -42,10 +43,16 @@ export class MeshUpstream {
     this.checkGeneration();
     const key = this.keyOf(destination);
     if (http2Upstream) {
-      const session = this.sessions.get(key, () =>
-        http2.connect(`https://${destination.endpoint.address}:${destination.port}`, {
-          createConnection: () => this.connectTls(destination, MESH_ALPN.http2),
-        }),
+      const session = this.sessions.get(
+        key,
+        () => {
+          const connected = http2.connect(`https://${destination.endpoint.address}:${destination.port}`, {
+            createConnection: () => this.connectTls(destination, MESH_ALPN.http2),
+          });
+          limitIdleSession(connected, destination.limits);
+          return connected;
+        },
+        destination.limits?.maxRequestsPerConnection,
       );
       return sendHttp2(request, session, 'https');
     }
@@ -53,7 +60,8 @@ export class MeshUpstream {
     if (!agent) {
       // No session resumption: every connection is a full handshake, verified from scratch
       // (pooling amortizes the cost), and resumed sessions would not carry the peer's chain.
-      agent = new https.Agent({ keepAlive: true, scheduling: 'lifo', maxCachedSessions: 0, ...this.tlsOptions(destination, MESH_ALPN.http1) });
+      agent = new https.Agent({ keepAlive: true, scheduling: 'lifo', maxCachedSessions: 0, ...agentOptions(destination.limits), ...this.tlsOptions(destination, MESH_ALPN.http1) });
+      limitRequestsPerSocket(agent, destination.limits);
       this.agents.set(key, agent);
     }
     return sendHttp1(request, { host: destination.endpoint.address, port: destination.port, agent, secure: true });
@@ -63,7 +71,8 @@ export class MeshUpstream {
   connectTls(destination: MeshDestination, alpn: string): tls.TLSSocket {
     const socket = tls.connect({ host: destination.endpoint.address, port: destination.port, ...this.tlsOptions(destination, alpn) });
     socket.setNoDelay(true);
-    const timer = setTimeout(() => socket.destroy(new Error(`connect timeout after ${CONNECT_TIMEOUT_MS} ms`)), CONNECT_TIMEOUT_MS);
+    const timeout = destination.limits?.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    const timer = setTimeout(() => socket.destroy(new Error(`connect timeout after ${timeout} ms`)), timeout);
     socket.once('secureConnect', () => clearTimeout(timer));
     socket.once('close', () => clearTimeout(timer));
     return socket;
@@ -90,7 +99,7 @@ export class MeshUpstream {
   }
 
   private keyOf(destination: MeshDestination): string {
-    return `${destination.endpoint.address}:${destination.port}|${destination.endpoint.identity}`;
+    return `${destination.endpoint.address}:${destination.port}|${destination.endpoint.identity}|${limitsKey(destination.limits)}`;
   }
 
   private checkGeneration(): void {

@@ -165,7 +165,7 @@ export class OutboundListener {
     const snapshot = cluster.cluster;
     if (snapshot.location === 'MESH_EXTERNAL' || snapshot.tls.mode !== 'ISTIO_MUTUAL') {
       const host = snapshot.resolution === 'DNS' || snapshot.resolution === 'DNS_ROUND_ROBIN' ? pick.target.endpoint.address || snapshot.host : pick.target.endpoint.address;
-      this.pipeTo(socket, this.deps.external.connectTcp({ host, port: pick.target.port }), 'connect');
+      this.pipeTo(socket, this.deps.external.connectTcp({ host, port: pick.target.port, ...(snapshot.connectionPool.connectTimeoutMs ? { connectTimeoutMs: snapshot.connectionPool.connectTimeoutMs } : {}) }), 'connect');
       return;
     }
     const upstream = this.deps.upstream.connectTls(
@@ -174,6 +174,7 @@ export class OutboundListener {
         port: pick.target.port,
         serverName: `outbound_.${snapshot.port}_.${snapshot.subset ?? ''}_.${snapshot.host}`,
         serviceIdentities: target.service.identities,
+        limits: snapshot.connectionPool,
       },
       MESH_ALPN.tcp,
     );

@@ -275,12 +275,13 @@ function send(deps: TrafficRouterDeps, cluster: ClusterSnapshot, endpoint: Clust
       tls: cluster.tls.mode === 'SIMPLE' ? 'SIMPLE' : 'DISABLE',
       ...(cluster.tls.sni ? { sni: cluster.tls.sni } : {}),
       ...(cluster.connectionPool.connectTimeoutMs ? { connectTimeoutMs: cluster.connectionPool.connectTimeoutMs } : {}),
+      limits: cluster.connectionPool,
     });
   }
   const http2Upstream = cluster.protocol === 'GRPC' || cluster.protocol === 'HTTP2' || (cluster.protocol === 'UNKNOWN' && request.protocol === 'HTTP/2');
   return deps.upstream.sendHttp(
     request,
-    { endpoint, port, serverName: `outbound_.${cluster.port}_.${cluster.subset ?? ''}_.${cluster.host}`, serviceIdentities: identitiesOf(deps, cluster) },
+    { endpoint, port, serverName: `outbound_.${cluster.port}_.${cluster.subset ?? ''}_.${cluster.host}`, serviceIdentities: identitiesOf(deps, cluster), limits: cluster.connectionPool },
     http2Upstream,
   );
 }

@@ -57,10 +57,32 @@ export function sendHttp1(request: L7Request, target: Http1Target): Promise<L7Re
 }
 
 /** Reuses one HTTP/2 session per key until it closes, errors or receives GOAWAY. */
+/** How long a retired HTTP/2 session stays quiet before it closes (at most). */
+const RETIRED_QUIET_MS = 1_000;
+
 export class Http2SessionPool {
   private readonly sessions = new Map<string, http2.ClientHttp2Session>();
+  private readonly streams = new WeakMap<http2.ClientHttp2Session, number>();
 
-  get(key: string, connect: () => http2.ClientHttp2Session): http2.ClientHttp2Session {
+  /**
+   * The pooled session for `key`, connecting one if needed. With `maxStreams`, a session is
+   * retired once it has been handed out that many times: it leaves the pool at once, and
+   * closes gracefully once quiet (closing it right away could cancel the stream being opened).
+   */
+  get(key: string, connect: () => http2.ClientHttp2Session, maxStreams?: number): http2.ClientHttp2Session {
+    const session = this.pooled(key, connect);
+    if (maxStreams !== undefined && maxStreams > 0) {
+      const count = (this.streams.get(session) ?? 0) + 1;
+      this.streams.set(session, count);
+      if (count >= maxStreams) {
+        this.sessions.delete(key);
+        session.setTimeout(RETIRED_QUIET_MS, () => session.close());
+      }
+    }
+    return session;
+  }
+
+  private pooled(key: string, connect: () => http2.ClientHttp2Session): http2.ClientHttp2Session {
     const existing = this.sessions.get(key);
     if (existing && !existing.closed && !existing.destroyed) return existing;
     const session = connect();

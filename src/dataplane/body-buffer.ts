@@ -1,55 +1,98 @@
 /**
- * Holding a request body so it can be sent again (retries) or copied (mirrors). Bodies up to a
- * limit are read whole; a bigger one streams through once, exactly as it arrives, and the
- * request is then neither retried nor mirrored (as Envoy does when a body outgrows its buffer).
+ * A request body that streams to the upstream as it arrives and is recorded on the side, up to
+ * a limit, so a retry can send it again — Envoy's per-request buffer. Nothing waits for the
+ * whole body: a streaming gRPC call that sends a little and waits for answers flows. A retry
+ * gets the recorded bytes first, then whatever arrives later. A body that outgrows the limit is
+ * sent once and never replayed (no retry, no mirror).
  */
 import { PassThrough, Readable } from 'node:stream';
 
 /** Envoy-like per-request buffer for retries and mirrors. */
 export const REPLAY_LIMIT_BYTES = 64 * 1024;
 
-export type HeldBody =
-  | { replayable: true; data: Buffer }
-  /** Not replayable: `stream` yields everything read so far, then the rest of the body. */
-  | { replayable: false; stream: Readable };
+export class RequestBody {
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+  private ended = false;
+  private error: Error | undefined;
+  private attempts = 0;
+  /** The stream of the current attempt; the chunks that arrive go there. */
+  private current: PassThrough | undefined;
+  private readonly settledPromise: Promise<boolean>;
 
-export function holdBody(body: Readable, limit = REPLAY_LIMIT_BYTES): Promise<HeldBody> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const cleanup = (): void => {
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('error', onError);
+  constructor(
+    private readonly source: Readable,
+    private readonly limit = REPLAY_LIMIT_BYTES,
+  ) {
+    let settle: (replayable: boolean) => void = () => undefined;
+    this.settledPromise = new Promise((resolve) => (settle = resolve));
+    if (source.readableEnded) {
+      this.ended = true;
+      settle(true);
+      return;
+    }
+    source.on('data', (chunk: Buffer) => {
+      this.size += chunk.length;
+      if (this.size <= this.limit) this.chunks.push(chunk);
+      else if (this.chunks.length > 0) {
+        this.chunks.length = 0;
+        settle(false);
+      }
+      const target = this.current;
+      // Within the limit every chunk is kept anyway, so reading on is bounded; past it, the
+      // attempt's pace (backpressure) decides.
+      if (target && !target.write(chunk) && this.size > this.limit) {
+        source.pause();
+        target.once('drain', () => source.resume());
+      }
+    });
+    source.once('end', () => {
+      this.ended = true;
+      this.current?.end();
+      settle(this.size <= this.limit);
+    });
+    const fail = (err: Error): void => {
+      if (this.ended || this.error) return;
+      this.error = err;
+      this.current?.destroy(err);
+      settle(false);
     };
-    const onData = (chunk: Buffer): void => {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size <= limit) return;
-      // Too big to hold: hand on what was read, then the rest, in order.
-      cleanup();
-      body.pause();
-      const rest = new PassThrough();
-      for (const held of chunks) rest.write(held);
-      body.pipe(rest);
-      body.once('error', (err) => rest.destroy(err));
-      resolve({ replayable: false, stream: rest });
-    };
-    const onEnd = (): void => {
-      cleanup();
-      resolve({ replayable: true, data: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks) });
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      reject(err);
-    };
-    body.on('data', onData);
-    body.once('end', onEnd);
-    body.once('error', onError);
-  });
+    source.once('error', fail);
+    source.once('close', () => fail(new Error('the request body was cut short')));
+  }
+
+  /** Whether every byte so far is recorded, so another attempt can start from the beginning. */
+  get replayable(): boolean {
+    return this.error === undefined && this.size <= this.limit;
+  }
+
+  /** Resolves once the body has ended (true, if within the limit), failed or outgrown the limit. */
+  settled(): Promise<boolean> {
+    return this.settledPromise;
+  }
+
+  /**
+   * The body for the next attempt: the first gets it live; a later one gets the recording and
+   * then the rest as it arrives — or undefined when the body can no longer be replayed.
+   */
+  forAttempt(): Readable | undefined {
+    this.attempts += 1;
+    if (this.attempts > 1 && !this.replayable) return undefined;
+    const stream = new PassThrough();
+    for (const chunk of this.chunks) stream.write(chunk);
+    if (this.ended) stream.end();
+    else if (this.error) stream.destroy(this.error);
+    this.current = stream;
+    return stream;
+  }
+
+  /** The whole body, once `settled()` said it is replayable (for mirrors). */
+  recording(): Buffer {
+    return this.chunks.length === 1 ? (this.chunks[0] as Buffer) : Buffer.concat(this.chunks);
+  }
 }
 
-/** A fresh stream over held bytes, one per attempt. */
+/** A fresh stream over held bytes. */
 export function replay(data: Buffer): Readable {
   return Readable.from(data.length > 0 ? [data] : []);
 }

@@ -31,7 +31,7 @@ import {
   type SourceView,
   type TrafficState,
 } from '../traffic/index.js';
-import { holdBody, replay } from './body-buffer.js';
+import { replay, RequestBody } from './body-buffer.js';
 import type { ExternalUpstream } from './external-upstream.js';
 import { getHeader, type HeaderList } from './headers.js';
 import { localReply } from './l7/local-reply.js';
@@ -144,15 +144,20 @@ async function routeRequest(
   const headers: HeaderList = request.headers.map(([name, value]) => [name, value]);
   applyRequestHeaderOperations(headers, route, destination);
 
-  const held = await holdBody(request.body);
-  if (held.replayable) {
-    for (const mirror of pickMirrors(route, deps.random)) {
-      const mirrorCluster = traffic.cluster(mirror.cluster);
-      if (mirrorCluster) shadow(deps, mirrorCluster, request, { path, authority: shadowAuthority(authority), headers, body: held.data });
-    }
+  const body = new RequestBody(request.body);
+  const mirrors = pickMirrors(route, deps.random);
+  if (mirrors.length > 0) {
+    // Mirrors get a copy once the whole body is in (fire and forget; never for an oversized body).
+    void body.settled().then((replayable) => {
+      if (!replayable) return;
+      for (const mirror of mirrors) {
+        const mirrorCluster = traffic.cluster(mirror.cluster);
+        if (mirrorCluster) shadow(deps, mirrorCluster, request, { path, authority: shadowAuthority(authority), headers, body: body.recording() });
+      }
+    });
   }
 
-  const response = await attempts(deps, cluster, request, view, { path, authority, headers, held, timeoutMs: route.timeoutMs, retryPolicy: extras.retryPolicy(cluster) });
+  const response = await attempts(deps, cluster, request, view, { path, authority, headers, body, timeoutMs: route.timeoutMs, retryPolicy: extras.retryPolicy(cluster) });
   applyResponseHeaderOperations(response.headers, route, destination);
   if (cors.kind === 'forward') response.headers.push(...cors.responseHeaders);
   return response;
@@ -162,7 +167,7 @@ interface Outgoing {
   path: string;
   authority: string;
   headers: HeaderList;
-  held: Awaited<ReturnType<typeof holdBody>>;
+  body: RequestBody;
   timeoutMs: number | undefined;
   retryPolicy: ReturnType<ReturnType<TrafficState['routeExtras']>['retryPolicy']>;
 }
@@ -172,7 +177,6 @@ async function attempts(deps: TrafficRouterDeps, cluster: ClusterRuntime, reques
   const started = deps.now();
   const retry = new RetryState(out.retryPolicy, { random: deps.random, budget: cluster.breaker });
   const overall = out.timeoutMs !== undefined && out.timeoutMs > 0 ? out.timeoutMs : undefined;
-  let streamBodyUsed = false;
   try {
     for (;;) {
       const elapsed = deps.now() - started;
@@ -191,9 +195,11 @@ async function attempts(deps: TrafficRouterDeps, cluster: ClusterRuntime, reques
         request.context.responseFlags.push('UO');
         return localReply(request, 503, `upstream overflow: the circuit breaker of ${cluster.cluster.name} is open`);
       }
-      const body = out.held.replayable ? replay(out.held.data) : streamBodyUsed ? undefined : out.held.stream;
-      streamBodyUsed = true;
-      if (!body) return localReply(request, 503, 'upstream reset: the request body cannot be sent again');
+      const body = out.body.forAttempt();
+      if (!body) {
+        admission.release();
+        return localReply(request, 503, 'upstream reset: the request body cannot be sent again');
+      }
 
       const perTry = attemptTimeoutMs(retry.policy, overall, deps.now() - started);
       const attempt = new AbortController();
@@ -228,7 +234,7 @@ async function attempts(deps: TrafficRouterDeps, cluster: ClusterRuntime, reques
         return localReply(request, 499, 'client closed the request');
       }
 
-      const decision = retry.decide(outcome, { bodyBuffered: out.held.replayable });
+      const decision = retry.decide(outcome, { bodyBuffered: out.body.replayable });
       if (decision.retry && (overall === undefined || deps.now() - started + decision.backoffMs < overall)) {
         if (response && !Buffer.isBuffer(response.body)) response.body.resume();
         finish();

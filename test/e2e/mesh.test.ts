@@ -275,6 +275,28 @@ spec:
     }
   });
 
+  it('carries a bidirectional gRPC stream message by message (the body is not held back)', async () => {
+    const codec = { serialize: (value: unknown) => Buffer.from(JSON.stringify(value)), deserialize: (buffer: Buffer) => JSON.parse(buffer.toString()) as unknown };
+    const Client = grpc.makeGenericClientConstructor(
+      { Chat: { path: '/test.Echo/Chat', requestStream: true, responseStream: true, requestSerialize: codec.serialize, requestDeserialize: codec.deserialize, responseSerialize: codec.serialize, responseDeserialize: codec.deserialize } },
+      'Echo',
+    );
+    const stub = new Client(`127.0.0.1:${client.ready.listening.upstreams['grpc.default.svc.cluster.local:50051']}`, grpc.credentials.createInsecure());
+    try {
+      const call = (stub as unknown as { Chat: () => grpc.ClientDuplexStream<{ message: string }, { message: string }> }).Chat();
+      const reply = (): Promise<string> => new Promise((resolve) => call.once('data', (m: { message: string }) => resolve(m.message)));
+      // Each answer arrives while the client's stream is still open.
+      call.write({ message: 'one' });
+      assert.equal(await reply(), 'echo: one');
+      call.write({ message: 'two' });
+      assert.equal(await reply(), 'echo: two');
+      call.end();
+      await once(call, 'end');
+    } finally {
+      stub.close();
+    }
+  });
+
   it('carries raw TCP through the mesh', async () => {
     const socket = net.connect(client.ready.listening.upstreams['tcp.default.svc.cluster.local:9000'] as number, '127.0.0.1');
     await once(socket, 'connect');

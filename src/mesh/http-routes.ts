@@ -54,6 +54,7 @@ export function httpRouteSnapshot(route: HttpRoute, index: number, resolve: Dest
           redirect: {
             ...definedOnly({ uri: route.redirect.uri, authority: route.redirect.authority, port: route.redirect.port, scheme: route.redirect.scheme }),
             redirectCode: route.redirect.redirectCode ?? 301,
+            ...(route.redirect.derivePort === 'FROM_PROTOCOL_DEFAULT' ? { protocolDefaultPort: true } : {}),
           },
         }
       : {}),

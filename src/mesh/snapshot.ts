@@ -213,7 +213,8 @@ export interface HttpRouteSnapshot {
   /** Empty: matches every request. Several: any of them (OR). */
   match: HttpMatchSnapshot[];
   route: RouteDestinationSnapshot[];
-  redirect?: { uri?: string; authority?: string; port?: number; scheme?: string; redirectCode: number };
+  /** `protocolDefaultPort`: Istio's `derivePort: FROM_PROTOCOL_DEFAULT` — the Location carries no port. */
+  redirect?: { uri?: string; authority?: string; port?: number; scheme?: string; redirectCode: number; protocolDefaultPort?: boolean };
   directResponse?: { status: number; body?: string };
   rewrite?: { uri?: string; authority?: string; uriRegexRewrite?: { match: string; rewrite: string } };
   /** Overall timeout; absent or 0: none (Istio's default for HTTP). */

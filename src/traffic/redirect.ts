@@ -8,8 +8,8 @@
  *   default (`http://a:80` → `https://a`).
  * - port: `redirect.port`, except 80 for http and 443 for https, which Istio drops from the
  *   redirect altogether — so the request's own port, if it had one, stays (Istio's behaviour,
- *   kept). `derivePort: FROM_REQUEST_PORT` is resolved by the control plane to the route's
- *   port; `FROM_PROTOCOL_DEFAULT` is no port.
+ *   kept). `derivePort: FROM_REQUEST_PORT` is that default (the request's port stays);
+ *   `FROM_PROTOCOL_DEFAULT` (`protocolDefaultPort`) drops the port: the scheme's default applies.
  * - path: `redirect.uri` replaces the whole path whatever the match was; the request's query
  *   is kept unless `uri` carries its own. Without `uri`, the request's path and query.
  * - status: `redirectCode` (Istio: 301 by default).
@@ -27,7 +27,7 @@ export function redirectResponse(redirect: RedirectSnapshot, request: { scheme: 
   const scheme = redirect.scheme !== undefined && redirect.scheme !== '' ? redirect.scheme : request.scheme;
   let port = redirect.port !== undefined && redirect.port > 0 ? `:${redirect.port}` : '';
   if ((port === ':80' && scheme.toLowerCase() === 'http') || (port === ':443' && scheme.toLowerCase() === 'https')) port = '';
-  const host = redirect.authority !== undefined && redirect.authority !== '' ? redirect.authority : requestHost(request.authority, request.scheme, scheme, port !== '');
+  const host = redirect.authority !== undefined && redirect.authority !== '' ? redirect.authority : requestHost(request.authority, request.scheme, scheme, port !== '' || redirect.protocolDefaultPort === true);
   let path: string;
   if (redirect.uri !== undefined && redirect.uri !== '') {
     const q = request.path.indexOf('?');

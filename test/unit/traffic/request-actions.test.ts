@@ -109,6 +109,7 @@ void describe('redirect', () => {
     ['IPv6 authority', { port: 81, redirectCode: 301 }, { ...request, authority: '[::1]:8080' }, 301, 'http://[::1]:81/v1/getProductRatings?id=1'],
     ['uri without a leading slash gets one', { uri: 'x', redirectCode: 301 }, { ...request, path: '/a' }, 301, 'http://bookinfo.example:8080/x'],
     ['code 0 means 301', { uri: '/x', redirectCode: 0 }, request, 301, 'http://bookinfo.example:8080/x?id=1'],
+    ['derivePort FROM_PROTOCOL_DEFAULT: the scheme default, no port', { scheme: 'https', protocolDefaultPort: true, redirectCode: 301 }, request, 301, 'https://bookinfo.example/v1/getProductRatings?id=1'],
   ];
   for (const [name, redirect, req, status, location] of cases) {
     void it(name, () => assert.deepEqual(redirectResponse(redirect, req), { status, location }));

@@ -31,12 +31,12 @@ export class ExternalUpstream {
     const key = `${destination.host}:${destination.port}|${secure ? `tls:${destination.sni ?? destination.host}` : 'plain'}|${destination.connectTimeoutMs ?? ''}|${limitsKey(destination.limits)}`;
     let agent = this.agents.get(key);
     if (!agent) {
-      const options = { keepAlive: true, scheduling: 'lifo' as const, timeout: destination.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, ...agentOptions(destination.limits) };
+      const options = { keepAlive: true, scheduling: 'lifo' as const, ...agentOptions(destination.limits) };
       agent = secure ? new https.Agent({ ...options, servername: destination.sni ?? destination.host }) : new http.Agent(options);
       limitRequestsPerSocket(agent, destination.limits);
       this.agents.set(key, agent);
     }
-    return sendHttp1(request, { host: destination.host, port: destination.port, agent, secure });
+    return sendHttp1(request, { host: destination.host, port: destination.port, agent, secure, connectTimeoutMs: destination.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS });
   }
 
   connectTcp(destination: Pick<ExternalDestination, 'host' | 'port' | 'connectTimeoutMs'>): net.Socket {

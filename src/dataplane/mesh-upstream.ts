@@ -64,7 +64,7 @@ export class MeshUpstream {
       limitRequestsPerSocket(agent, destination.limits);
       this.agents.set(key, agent);
     }
-    return sendHttp1(request, { host: destination.endpoint.address, port: destination.port, agent, secure: true });
+    return sendHttp1(request, { host: destination.endpoint.address, port: destination.port, agent, secure: true, connectTimeoutMs: destination.limits?.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS });
   }
 
   /** A raw mTLS tunnel for TCP traffic. */

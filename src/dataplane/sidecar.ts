@@ -136,6 +136,7 @@ export class Sidecar {
   async apply(type: ResourceType, resource: unknown, version: string): Promise<ApplyResult> {
     let next: State;
     let trustChange: (() => void) | undefined;
+    let trafficChange: (() => void) | undefined;
     try {
       switch (type) {
         case 'workload':
@@ -148,7 +149,7 @@ export class Sidecar {
           const outbound = resource as OutboundSnapshot;
           const resolver = new ServiceResolver(outbound);
           // Compiles the whole version first: a bad one throws here and the old one stays.
-          this.traffic.update(outbound.traffic ?? defaultTraffic(outbound));
+          trafficChange = this.traffic.prepare(outbound.traffic ?? defaultTraffic(outbound));
           next = { ...this.state, outbound, resolver };
           break;
         }
@@ -171,6 +172,7 @@ export class Sidecar {
     this.state = next;
     if (type === 'inbound') this.rateLimiter.update(next.inbound?.rateLimits);
     trustChange?.();
+    trafficChange?.();
     for (const [name, listener] of listeners.obsolete) {
       this.inbound.delete(name);
       delete this.ports.inbound[name];

@@ -127,7 +127,8 @@ async function routeRequest(
     return { status: redirect.status, headers: [['location', redirect.location], ['content-length', '0']], body: Buffer.alloc(0) };
   }
   if (route.directResponse) {
-    const body = Buffer.from(route.directResponse.body ?? '', 'utf8');
+    const { body: text, bodyBase64 } = route.directResponse;
+    const body = bodyBase64 !== undefined ? Buffer.from(bodyBase64, 'base64') : Buffer.from(text ?? '', 'utf8');
     return { status: route.directResponse.status, headers: [['content-type', 'text/plain'], ['content-length', String(body.length)]], body };
   }
 

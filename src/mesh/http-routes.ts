@@ -170,9 +170,10 @@ function headerOps(ops: HeaderOperations | undefined): HeaderOperationsSnapshot 
   return ops === undefined ? undefined : definedOnly({ set: ops.set, add: ops.add, remove: ops.remove });
 }
 
-function directBody(body: { string?: string | undefined; bytes?: string | undefined } | undefined): { body?: string } {
+/** Bytes stay base64 so binary bodies survive the JSON snapshot. */
+function directBody(body: { string?: string | undefined; bytes?: string | undefined } | undefined): { body?: string; bodyBase64?: string } {
   if (body?.string !== undefined) return { body: body.string };
-  if (body?.bytes !== undefined) return { body: Buffer.from(body.bytes, 'base64').toString('utf8') };
+  if (body?.bytes !== undefined) return { bodyBase64: body.bytes };
   return {};
 }
 

@@ -215,7 +215,8 @@ export interface HttpRouteSnapshot {
   route: RouteDestinationSnapshot[];
   /** `protocolDefaultPort`: Istio's `derivePort: FROM_PROTOCOL_DEFAULT` — the Location carries no port. */
   redirect?: { uri?: string; authority?: string; port?: number; scheme?: string; redirectCode: number; protocolDefaultPort?: boolean };
-  directResponse?: { status: number; body?: string };
+  /** `body`: text as written (`body.string`); `bodyBase64`: bytes as written (`body.bytes`). */
+  directResponse?: { status: number; body?: string; bodyBase64?: string };
   rewrite?: { uri?: string; authority?: string; uriRegexRewrite?: { match: string; rewrite: string } };
   /** Overall timeout; absent or 0: none (Istio's default for HTTP). */
   timeoutMs?: number;

@@ -10,7 +10,7 @@ import type { Destination } from '../api/schemas/traffic.js';
 import type { DestinationResolver } from './http-routes.js';
 import { httpRouteSnapshot, tcpRouteSnapshot } from './http-routes.js';
 import { compareCreation, exportedTo, hostMatchScore, resolveShortName } from './hosts.js';
-import { compareStrings, hostAliases, labelsMatch, type RegistryService, type RegistryWorkload } from './registry.js';
+import { compareStrings, labelsMatch, type RegistryService, type RegistryWorkload } from './registry.js';
 import type { ClusterSnapshot, EndpointSnapshot, RouteDestinationSnapshot, RouteTableSnapshot, TrafficSnapshot } from './snapshot.js';
 import { connectionPoolSnapshot, effectivePolicy, loadBalancerSnapshot, outlierDetectionSnapshot } from './traffic-policy.js';
 
@@ -90,18 +90,16 @@ function visibleDestinationRules(config: ConfigSet, workload: RegistryWorkload):
   });
 }
 
-/** The names a service answers to for a resource written in `namespace`. */
-function serviceNames(service: RegistryService, namespace: string): string[] {
-  return [service.host, ...hostAliases(service.host, namespace)];
-}
-
-function matchScore(patterns: readonly string[], service: RegistryService, namespace: string): number | undefined {
+/**
+ * How specifically a resource's hosts (short names already resolved) name the service. As in
+ * Istio, and as validation checks them, only the full host counts: `reviews.default` is a
+ * different name from `reviews.default.svc.cluster.local`.
+ */
+function matchScore(patterns: readonly string[], service: RegistryService): number | undefined {
   let best: number | undefined;
   for (const pattern of patterns) {
-    for (const name of serviceNames(service, namespace)) {
-      const score = hostMatchScore(pattern, name);
-      if (score !== undefined && (best === undefined || score > best)) best = score;
-    }
+    const score = hostMatchScore(pattern, service.host);
+    if (score !== undefined && (best === undefined || score > best)) best = score;
   }
   return best;
 }
@@ -116,17 +114,19 @@ function bestMatch<R extends { metadata: { name: string; namespace?: string; cre
   callerNamespace: string,
   hostsOf: (resource: R) => string[],
   rank: (resource: R) => number = (r) => (ns(r) === callerNamespace ? 0 : 1),
+  namespaceFirst = false,
 ): R | undefined {
   let best: { resource: R; score: number } | undefined;
   for (const resource of resources) {
-    const score = matchScore(hostsOf(resource), service, ns(resource));
+    const score = matchScore(hostsOf(resource), service);
     if (score === undefined) continue;
-    if (best === undefined || isBetter(resource, score, best.resource, best.score, rank)) best = { resource, score };
+    if (best === undefined || isBetter(resource, score, best.resource, best.score, rank, namespaceFirst)) best = { resource, score };
   }
   return best?.resource;
 }
 
-function isBetter<R extends { metadata: { name: string; namespace?: string; creationTimestamp?: string } }>(a: R, scoreA: number, b: R, scoreB: number, rank: (r: R) => number): boolean {
+function isBetter<R extends { metadata: { name: string; namespace?: string; creationTimestamp?: string } }>(a: R, scoreA: number, b: R, scoreB: number, rank: (r: R) => number, namespaceFirst: boolean): boolean {
+  if (namespaceFirst && rank(a) !== rank(b)) return rank(a) < rank(b);
   if (scoreA !== scoreB) return scoreA > scoreB;
   if (rank(a) !== rank(b)) return rank(a) < rank(b);
   const age = compareCreation(a.metadata.creationTimestamp, b.metadata.creationTimestamp);
@@ -134,10 +134,13 @@ function isBetter<R extends { metadata: { name: string; namespace?: string; crea
   return compareStrings(`${ns(a)}/${a.metadata.name}`, `${ns(b)}/${b.metadata.name}`) < 0;
 }
 
-/** Istio's DestinationRule lookup order: the caller's namespace, the service's, then the root namespace. */
+/**
+ * Istio's DestinationRule lookup: the caller's namespace first, then the service's, then the
+ * root namespace, then any other that exports it; within one namespace the most specific host.
+ */
 function bestDestinationRule(rules: readonly DestinationRuleResource[], service: RegistryService, callerNamespace: string, rootNamespace: string): DestinationRuleResource | undefined {
   const rank = (dr: DestinationRuleResource): number => (ns(dr) === callerNamespace ? 0 : ns(dr) === service.namespace ? 1 : ns(dr) === rootNamespace ? 2 : 3);
-  return bestMatch(rules, service, callerNamespace, (dr) => [resolveShortName(dr.spec.host, ns(dr))], rank);
+  return bestMatch(rules, service, callerNamespace, (dr) => [resolveShortName(dr.spec.host, ns(dr))], rank, true);
 }
 
 /**
@@ -154,7 +157,7 @@ function resolveDestination(
   want: (service: RegistryService | undefined, host: string, port: number, subset: string | undefined) => string,
 ): Omit<RouteDestinationSnapshot, 'weight' | 'headers'> {
   const written = resolveShortName(destination.host, namespace);
-  const service = services.find((s) => serviceNames(s, namespace).includes(written) || serviceNames(s, namespace).includes(destination.host));
+  const service = services.find((s) => s.host === written);
   const host = service?.host ?? written;
   const port =
     destination.port?.number ??
@@ -203,7 +206,9 @@ function endpointsOf(service: RegistryService, portName: string, port: number): 
   if (service.endpoints.length > 0 || service.location === 'MESH_INTERNAL' || service.resolution === 'STATIC' || service.host.startsWith('*')) {
     return service.endpoints.map((e) => ({ ...e }));
   }
-  return [{ address: service.host, ports: { [portName]: port }, labels: {}, identity: '', workload: `${service.source} (${service.host})` }];
+  // The ServiceEntry port's targetPort, if any, is where the host listens (Istio's TLS origination example maps 80 → 443).
+  const declared = service.declaredPorts.find((p) => p.name === portName);
+  return [{ address: service.host, ports: { [portName]: declared?.targetPort ?? port }, labels: {}, identity: '', workload: `${service.source} (${service.host})` }];
 }
 
 function clusterTls(location: ClusterSnapshot['location'], tls: { mode?: string | undefined; sni?: string | undefined } | undefined, host: string): ClusterSnapshot['tls'] {

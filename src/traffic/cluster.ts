@@ -105,20 +105,35 @@ export class TrafficState {
    * NACKs it) and leaves the previous state in place.
    */
   update(traffic: TrafficSnapshot | undefined): void {
+    this.prepare(traffic)();
+  }
+
+  /**
+   * Compiles a new version without touching the live one and returns the function that makes
+   * it live, so the caller can apply it together with the rest of a version, or not at all.
+   * Clusters that stay keep their runtime state; their settings change at commit.
+   */
+  prepare(traffic: TrafficSnapshot | undefined): () => void {
     const routes = new RouteTables(traffic?.routeTables ?? []);
     const extras = new WeakMap<HttpRouteSnapshot, RouteExtras>();
     for (const table of traffic?.routeTables ?? []) for (const route of table.http) extras.set(route, compileExtras(route));
-    this.routes = routes;
-    this.extras = extras;
-    this.snapshot = traffic;
-    const names = new Set<string>();
+    const added = new Map<string, ClusterRuntime>();
     for (const cluster of traffic?.clusters ?? []) {
-      names.add(cluster.name);
-      const existing = this.clusters.get(cluster.name);
-      if (existing) existing.update(cluster);
-      else this.clusters.set(cluster.name, new ClusterRuntime(cluster, this.options));
+      if (!this.clusters.has(cluster.name)) added.set(cluster.name, new ClusterRuntime(cluster, this.options));
     }
-    for (const name of this.clusters.keys()) if (!names.has(name)) this.clusters.delete(name);
+    return () => {
+      this.routes = routes;
+      this.extras = extras;
+      this.snapshot = traffic;
+      const names = new Set<string>();
+      for (const cluster of traffic?.clusters ?? []) {
+        names.add(cluster.name);
+        const fresh = added.get(cluster.name);
+        if (fresh) this.clusters.set(cluster.name, fresh);
+        else this.clusters.get(cluster.name)?.update(cluster);
+      }
+      for (const name of this.clusters.keys()) if (!names.has(name)) this.clusters.delete(name);
+    };
   }
 
   get traffic(): TrafficSnapshot | undefined {

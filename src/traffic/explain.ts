@@ -261,7 +261,7 @@ function explain(snapshot: RouteCheckSnapshot, input: RouteCheckRequest): RouteE
     return { ...matched, outcome: 'redirect', localReply: redirect.status, redirect };
   }
   if (route.directResponse !== undefined) {
-    return { ...matched, outcome: 'direct-response', localReply: route.directResponse.status, directResponse: { status: route.directResponse.status, body: route.directResponse.body ?? null } };
+    return { ...matched, outcome: 'direct-response', localReply: route.directResponse.status, directResponse: { status: route.directResponse.status, body: route.directResponse.body ?? (route.directResponse.bodyBase64 === undefined ? null : `(${Buffer.from(route.directResponse.bodyBase64, 'base64').length} bytes)`) } };
   }
 
   const destinations = route.route.map((d) => destinationOf(d, clusters, matched.notes));

@@ -95,6 +95,9 @@ function checkPolicySettings(checker: ResourceChecker, path: FieldPath, policy: 
 
 function checkLoadBalancer(checker: ResourceChecker, path: FieldPath, lb: LoadBalancerSettings): void {
   if (lb.simple !== undefined && lb.consistentHash !== undefined) checker.error(path, 'set simple or consistentHash, not both');
+  if (lb.simple === 'PASSTHROUGH') {
+    checker.error([...path, 'simple'], 'PASSTHROUGH (send to the original destination address) is not supported: a sidecar has no original destination to pass through to; use ROUND_ROBIN, LEAST_REQUEST or RANDOM', 'TRELLIS_CONFIG_UNSUPPORTED');
+  }
   if (lb.simple === 'LEAST_CONN') checker.warn([...path, 'simple'], 'LEAST_CONN is deprecated: use LEAST_REQUEST (same behavior)', 'TRELLIS_CONFIG_DEPRECATED');
   for (const field of ['localityLbSetting', 'warmupDurationSecs', 'warmup'] as const) {
     if (lb[field] !== undefined) {

@@ -25,6 +25,8 @@ export interface Http1Target {
   port: number;
   agent: http.Agent | https.Agent;
   secure: boolean;
+  /** A new connection that is not up by then fails the attempt (UF); pooled ones are not timed. */
+  connectTimeoutMs?: number;
 }
 
 export function sendHttp1(request: L7Request, target: Http1Target): Promise<L7Response> {
@@ -51,12 +53,22 @@ export function sendHttp1(request: L7Request, target: Http1Target): Promise<L7Re
       });
     });
     upstream.once('error', (err) => reject(classify(err)));
+    if (target.connectTimeoutMs !== undefined) limitConnectTime(upstream, target.connectTimeoutMs, target.secure);
     // Failures surface through the request's 'error' event (above).
     forward(request.body, upstream).catch(() => undefined);
   });
 }
 
 /** Reuses one HTTP/2 session per key until it closes, errors or receives GOAWAY. */
+function limitConnectTime(upstream: http.ClientRequest, timeoutMs: number, secure: boolean): void {
+  upstream.once('socket', (socket) => {
+    if (!socket.connecting) return;
+    const timer = setTimeout(() => upstream.destroy(Object.assign(new Error(`connect timeout after ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);
+    socket.once(secure ? 'secureConnect' : 'connect', () => clearTimeout(timer));
+    socket.once('close', () => clearTimeout(timer));
+  });
+}
+
 /** How long a retired HTTP/2 session stays quiet before it closes (at most). */
 const RETIRED_QUIET_MS = 1_000;
 

@@ -199,6 +199,28 @@ describe('traffic compile', () => {
     assert.deepEqual(api.tls, { mode: 'SIMPLE', sni: 'api.example.com' });
   });
 
+  it("looks DestinationRules up by namespace first (the caller's, then the service's), then by host", () => {
+    const callerWildcard = doc('DestinationRule', 'all-local', 'other', '  host: "*.shop.svc.cluster.local"\n  trafficPolicy:\n    loadBalancer: {simple: RANDOM}');
+    const serviceExact = doc('DestinationRule', 'reviews', 'shop', '  host: reviews\n  trafficPolicy:\n    loadBalancer: {simple: ROUND_ROBIN}');
+    const fromOther = cluster(traffic(BASE + callerWildcard + serviceExact, 'other/outsider'), `outbound|9080||${REVIEWS}`);
+    assert.equal(fromOther.destinationRule, 'other/all-local');
+    const fromShop = cluster(traffic(BASE + callerWildcard + serviceExact), `outbound|9080||${REVIEWS}`);
+    assert.equal(fromShop.destinationRule, 'shop/reviews');
+  });
+
+  it('matches resource hosts by full name only, as Istio and validation do', () => {
+    const vs = doc('VirtualService', 'reviews', 'shop', '  hosts: [reviews.shop]\n  http:\n  - route:\n    - destination: {host: reviews.shop.svc.cluster.local}');
+    assert.equal(table(traffic(BASE + vs), REVIEWS, 9080).virtualService, undefined);
+  });
+
+  it('sends to an external host on its targetPort (TLS origination from port 80 to 443)', () => {
+    const se = doc('ServiceEntry', 'web', 'shop', '  hosts: [web.example.com]\n  resolution: DNS\n  ports:\n  - {number: 80, name: http, protocol: HTTP, targetPort: 443}');
+    const dr = doc('DestinationRule', 'web', 'shop', '  host: web.example.com\n  trafficPolicy:\n    portLevelSettings:\n    - port: {number: 80}\n      tls: {mode: SIMPLE}');
+    const web = cluster(traffic(BASE + se + dr), 'outbound|80||web.example.com');
+    assert.deepEqual(web.endpoints.map((e) => [e.address, e.ports]), [['web.example.com', { http: 443 }]]);
+    assert.deepEqual(web.tls, { mode: 'SIMPLE', sni: 'web.example.com' });
+  });
+
   it('gives each workload the RateLimits that select it', () => {
     const limit = (name: string, namespace: string, selector: string): string =>
       doc('RateLimit', name, namespace, `${selector}  rules:\n  - per: caller\n    tokenBucket: {maxTokens: 5, fillInterval: 1s}`, 'trellis.dev/v1alpha1');

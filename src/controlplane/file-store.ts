@@ -72,11 +72,12 @@ export class FileConfigStore implements ConfigStore {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const watcher of this.watchers.values()) watcher.close();
-    this.watchers.clear();
     if (this.debounce) clearTimeout(this.debounce);
     if (this.rescan) clearInterval(this.rescan);
+    // A reload in flight may still be opening watchers: close them once it is done.
     await this.running;
+    for (const watcher of this.watchers.values()) watcher.close();
+    this.watchers.clear();
   }
 
   current(): ConfigState | undefined {
@@ -132,6 +133,7 @@ export class FileConfigStore implements ConfigStore {
   private async syncWatchers(): Promise<void> {
     if (this.stopped) return;
     const dirs = new Set(await listDirectories(this.options.dir));
+    if (this.stopped) return;
     for (const [dir, watcher] of this.watchers) {
       if (dirs.has(dir)) continue;
       watcher.close();

@@ -113,7 +113,7 @@ spec:
     outlierDetection:
       consecutive5xxErrors: 3
       interval: 100ms
-      baseEjectionTime: 1s
+      baseEjectionTime: 2s
       maxEjectionPercent: 50
 `;
 
@@ -268,12 +268,13 @@ spec:
       assert.equal(reply.status, 200);
       return performance.now() - started;
     });
-    // Classification only: the injected delay is 1000 ms and the app answers at once, so a
-    // request counts as delayed above 500 ms — a wide margin on either side.
-    const delayed = durations.filter((ms) => ms >= 500).length;
+    // Classification only: a delayed request takes at least the injected 1000 ms (it waits the
+    // whole delay), while the app answers at once, so anything shorter was not delayed. Only a
+    // request slowed by a whole second for other reasons is misclassified, and the bound below
+    // has room for many of those.
+    const delayed = durations.filter((ms) => ms >= 1000 - 2).length;
     // Binomial(100, 0.5): mean 50, σ = 5; 5σ → 25..75.
     assertBinomial(delayed, n, 0.5, 5, 'delayed requests');
-    assert.ok(durations.filter((ms) => ms >= 500).every((ms) => ms >= 1000 - 50), 'a delayed request waits the whole fixed delay');
     t.diagnostic(`delay 50%: ${delayed} of ${n} delayed`);
   });
 
@@ -334,7 +335,9 @@ spec:
     // Round robin across both: v2 fails every request it gets, until three in a row eject it.
     let failures = 0;
     let sent = 0;
+    let lastSentAt = 0;
     while (failures < 3) {
+      lastSentAt = Date.now();
       const reply = await get(url('outlier', path));
       sent++;
       if (reply.status === 500) {
@@ -343,24 +346,25 @@ spec:
       } else assert.equal(appOf(reply), 'res-v1');
       assert.ok(sent < 40, `v2 was not ejected after ${sent} requests`);
     }
-    const ejectedAt = Date.now();
-    // Ejected: everything goes to v1.
-    const during = await many(20, 1, () => get(url('outlier', path)));
-    assert.deepEqual(
-      during.map((r) => `${r.status} ${appOf(r)}`),
-      during.map(() => '200 res-v1'),
-    );
-    // baseEjectionTime 1 s: poll until v2 answers again.
+    // The ejection happened after \`lastSentAt\` (when the third failure came back) and lasts
+    // baseEjectionTime, 2 s: every request answered before lastSentAt + 2 s went to v1. Then
+    // poll until v2 answers again.
+    const until = lastSentAt + 2_000;
+    let whileEjected = 0;
     let back = 0;
     await waitFor(async () => {
       const reply = await get(url('outlier', path));
+      const answeredAt = Date.now();
+      if (answeredAt < until) {
+        assert.equal(`${reply.status} ${appOf(reply)}`, '200 res-v1', 'an ejected endpoint gets no request');
+        whileEjected++;
+        return false;
+      }
       if (appOf(reply) !== 'res-v2') return false;
-      back = Date.now();
+      back = answeredAt;
       return true;
-    }, 15_000, 'v2 to return after its ejection');
-    const ejectedMs = back - ejectedAt;
-    // A lower bound only (never earlier than the ejection time, minus this test's own latency).
-    assert.ok(ejectedMs >= 800, `v2 came back after ${ejectedMs} ms, before its 1 s ejection time`);
-    t.diagnostic(`outlier: ejected after ${sent} requests, back after ${ejectedMs} ms`);
+    }, 20_000, 'v2 to return after its ejection');
+    assert.ok(whileEjected > 0, 'requests were served while v2 was ejected');
+    t.diagnostic(`outlier: ejected after ${sent} requests; ${whileEjected} requests served by v1 meanwhile; back ${back - lastSentAt} ms after the ejecting request was sent`);
   });
 });

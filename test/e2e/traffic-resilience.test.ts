@@ -46,7 +46,7 @@ spec:
   hosts: [timeout]
   http:
   - match: [{uri: {prefix: /per-try}}]
-    retries: {attempts: 2, perTryTimeout: 200ms, retryOn: 5xx}
+    retries: {attempts: 2, perTryTimeout: 1s, retryOn: 5xx}
     route: [{destination: {host: timeout}}]
   - match: [{uri: {prefix: /overall}}]
     timeout: 300ms
@@ -246,10 +246,11 @@ spec:
 
   it('retries an attempt that exceeds its per-try timeout', async () => {
     const k = key('per-try');
-    // The first attempt would take 10 s; the per-try timeout (200 ms) cuts it and the retry succeeds.
+    // The first attempt would take 10 s; the per-try timeout (1 s) cuts it and the retry succeeds.
     const reply = await get(url('timeout', `/per-try?delay=10000&delayFirst=1&key=${k}`));
     assert.equal(reply.status, 200, reply.body);
-    assert.equal(countOf(k), 2);
+    // Normally 2 attempts; 3 if a loaded machine made the second one exceed its second too.
+    assert.ok(countOf(k) === 2 || countOf(k) === 3, `${countOf(k)} attempts`);
   });
 
   it('answers 504 "upstream request timeout" when the route timeout expires', async () => {
@@ -257,7 +258,9 @@ spec:
     const reply = await get(url('timeout', `/overall?delay=10000&key=${k}`));
     assert.equal(reply.status, 504);
     assert.equal(reply.body, 'upstream request timeout');
-    assert.equal(countOf(k), 1, 'a timeout is not retried by the default policy');
+    // At most one attempt (none if a loaded machine let the 300 ms pass before it arrived): a
+    // route timeout is final, never retried.
+    assert.ok(countOf(k) <= 1, `${countOf(k)} attempts`);
   });
 
   it('delays the configured percentage of requests', async (t) => {

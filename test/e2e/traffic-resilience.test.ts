@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import grpc from '@grpc/grpc-js';
-import { freePorts, MeshProcesses, type StartedWorkload, waitFor } from '../helpers/mesh-process.js';
+import { freePorts, httpGet, MeshProcesses, type StartedWorkload, waitFor } from '../helpers/mesh-process.js';
 import { appOf, assertBinomial, countOf, many, maxConcurrencyOf, serviceEntry, TrafficApp, via, workloadEntry } from '../helpers/traffic-app.js';
 
 const ROUTES = `apiVersion: networking.istio.io/v1
@@ -84,7 +84,16 @@ spec:
     route: [{destination: {host: outlier}}]
 `;
 
-const DESTINATION_RULES = `apiVersion: networking.istio.io/v1
+const DESTINATION_RULES = `# Round robin, so a retry that avoids the endpoint it tried always finds the other one (with
+# LEAST_REQUEST's random picks, Envoy's 5 host-selection attempts can all land on the dead one).
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: real, namespace: default}
+spec:
+  host: real
+  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+---
+apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: cb-pending, namespace: default}
 spec:
@@ -219,10 +228,10 @@ spec:
   });
 
   it('retries a connect failure onto a live endpoint with the default policy; attempts: 0 lets it through', async () => {
-    // Both endpoints answer while both are up.
-    const up = await many(10, 1, () => get(url('real', '/up')));
-    assert.deepEqual(new Set(up.map((r) => r.status)), new Set([200]));
-    assert.deepEqual(new Set(up.map(appOf)), new Set(['res-v1', 'doomed']));
+    // The doomed endpoint's sidecar is up, and the client has no connection to it yet: a killed
+    // peer's pooled keep-alive connection would fail as a reset, which Istio's default policy
+    // does not retry (the keep-alive race, istio/istio#35774) — this test is about connect failures.
+    assert.equal((await httpGet(`http://127.0.0.1:${doomed.ready.admin}/ready`)).status, 200);
 
     // The endpoint's sidecar dies: its port is closed.
     const exited = new Promise((resolve) => doomed.process.once('exit', resolve));

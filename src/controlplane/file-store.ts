@@ -73,11 +73,12 @@ export class FileConfigStore implements ConfigStore {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    for (const watcher of this.watchers.values()) watcher.close();
-    this.watchers.clear();
     if (this.debounce) clearTimeout(this.debounce);
     if (this.rescan) clearInterval(this.rescan);
+    // A reload in flight may still be opening watchers: close them once it is done.
     await this.running;
+    for (const watcher of this.watchers.values()) watcher.close();
+    this.watchers.clear();
   }
 
   current(): ConfigState | undefined {

@@ -4,7 +4,7 @@
  * live. Every process is stopped by `stop()`; their logs are kept for failure messages.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -60,8 +60,11 @@ export class MeshProcesses {
     return mesh;
   }
 
+  /** Writes a config file atomically (temp file + rename): the store never reads half of it. */
   writeConfig(name: string, text: string): void {
-    writeFileSync(join(this.configDir, name), text);
+    const temp = join(this.configDir, `.${name}.tmp`);
+    writeFileSync(temp, text);
+    renameSync(temp, join(this.configDir, name));
   }
 
   async startControlPlane(): Promise<void> {

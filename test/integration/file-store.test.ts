@@ -100,6 +100,33 @@ describe('file config store', () => {
     assert.equal(store.status().refusedVersion, undefined);
   });
 
+  it('leaves no directory watcher behind when stopped in the middle of a reload', async () => {
+    // A reload lists the directories to watch after it loaded the files; a stop() that lands in
+    // between must not be followed by new watchers (they would keep the process alive).
+    const watchers = (): number => process.getActiveResourcesInfo().filter((name) => name === 'FSEventWrap').length;
+    const before = watchers();
+    const other = mkdtempSync(join(tmpdir(), 'trellis-store-stop-'));
+    try {
+      mkdirSync(join(other, 'config', 'sub'), { recursive: true });
+      mkdirSync(join(other, 'state'));
+      for (let round = 0; round < 5; round++) {
+        writeFileSync(join(other, 'config', 'a.yaml'), entry('a', `10.0.9.${round}`));
+        const s = new FileConfigStore({ dir: join(other, 'config'), stateDir: join(other, 'state'), logger: captureLogger([]), debounceMs: 10, rescanIntervalMs: 60_000 });
+        await s.start();
+        let stopping: Promise<void> | undefined;
+        // Stop right after the new config is announced, while the reload goes on to its watchers.
+        s.onChange(() => setImmediate(() => (stopping = s.stop())));
+        writeFileSync(join(other, 'config', 'a.yaml'), entry('a', `10.0.8.${round}`));
+        await until(() => stopping !== undefined, 5_000, 'the change and the stop');
+        await stopping;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        assert.equal(watchers(), before, `round ${round}: watchers left after stop()`);
+      }
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+
   it('forgets the stamp of a deleted resource', async () => {
     rmSync(join(configDir, 'team', 'b.yaml'));
     await until(() => store.current()?.config.workloadEntries.every((w) => w.metadata.name !== 'b') === true, 5_000, 'b removed');

@@ -177,6 +177,13 @@ async function writeHttp2(stream: http2.ServerHttp2Stream, response: L7Response)
   const headers: http2.OutgoingHttpHeaders = { ':status': response.status };
   for (const [name, value] of stripHopByHop(response.headers)) appendHeader(headers, name.toLowerCase(), value);
   const trailers = response.trailers;
+  if (trailers === undefined && Buffer.isBuffer(response.body) && response.body.length === 0) {
+    // No body, no trailers: one HEADERS frame that ends the stream. For gRPC this is the
+    // Trailers-Only form local replies rely on (grpc-status in the headers); a HEADERS frame
+    // followed by an empty DATA frame would leave the call without a status.
+    stream.respond(headers, { endStream: true });
+    return;
+  }
   stream.respond(headers, { waitForTrailers: trailers !== undefined });
   if (trailers) {
     stream.once('wantTrailers', () => {

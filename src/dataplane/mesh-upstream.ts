@@ -11,7 +11,7 @@ import tls from 'node:tls';
 import type { SpiffeTls } from '../identity/tls.js';
 import type { EndpointSnapshot } from '../mesh/snapshot.js';
 import type { L7Request, L7Response } from './l7/types.js';
-import { agentOptions, type ConnectionLimits, DEFAULT_CONNECT_TIMEOUT_MS, limitIdleSession, limitRequestsPerSocket, limitsKey } from './l7/pool-limits.js';
+import { agentOptions, type ConnectionLimits, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_MESH_IDLE_TIMEOUT_MS, limitIdleSession, limitRequestsPerSocket, limitsKey } from './l7/pool-limits.js';
 import { Http2SessionPool, sendHttp1, sendHttp2 } from './l7/upstream.js';
 import { MESH_ALPN } from './alpn.js';
 
@@ -60,7 +60,7 @@ export class MeshUpstream {
     if (!agent) {
       // No session resumption: every connection is a full handshake, verified from scratch
       // (pooling amortizes the cost), and resumed sessions would not carry the peer's chain.
-      agent = new https.Agent({ keepAlive: true, scheduling: 'lifo', maxCachedSessions: 0, ...agentOptions(destination.limits), ...this.tlsOptions(destination, MESH_ALPN.http1) });
+      agent = new https.Agent({ keepAlive: true, scheduling: 'lifo', maxCachedSessions: 0, ...agentOptions(destination.limits, DEFAULT_MESH_IDLE_TIMEOUT_MS), ...this.tlsOptions(destination, MESH_ALPN.http1) });
       limitRequestsPerSocket(agent, destination.limits);
       this.agents.set(key, agent);
     }

@@ -18,9 +18,17 @@ export function limitsKey(limits: ConnectionLimits | undefined): string {
   return `${limits?.connectTimeoutMs ?? ''}/${limits?.idleTimeoutMs ?? ''}/${limits?.maxRequestsPerConnection ?? ''}`;
 }
 
+/**
+ * Without an idleTimeout, pooled connections to sidecars close after 50 s idle: before the
+ * peer's own 60 s keep-alive timeout (src/dataplane/l7/downstream.ts), so a request never
+ * goes out on a connection the peer is closing at that moment.
+ */
+export const DEFAULT_MESH_IDLE_TIMEOUT_MS = 50_000;
+
 /** Agent options for the limits: the socket timeout closes idle pooled connections. */
-export function agentOptions(limits: ConnectionLimits | undefined): http.AgentOptions {
-  return limits?.idleTimeoutMs ? { timeout: limits.idleTimeoutMs } : {};
+export function agentOptions(limits: ConnectionLimits | undefined, defaultIdleMs?: number): http.AgentOptions {
+  const idle = limits?.idleTimeoutMs || defaultIdleMs;
+  return idle ? { timeout: idle } : {};
 }
 
 /**

@@ -59,7 +59,7 @@ export class InboundListener {
     const options = {
       handler,
       onError: (error: unknown) => deps.log.error({ err: error, port: port.port }, 'inbound request failed'),
-      ...(deps.telemetry ? { onComplete: deps.telemetry.requestDone.bind(deps.telemetry, 'inbound') } : {}),
+      ...(deps.telemetry?.measuring ? { onComplete: deps.telemetry.requestDone.bind(deps.telemetry, 'inbound') } : {}),
     };
     this.http1 = createHttp1Server(options);
     this.http2 = createHttp2Server(options);

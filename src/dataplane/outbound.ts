@@ -51,7 +51,7 @@ export class OutboundListener {
     const options = {
       handler: trafficRouter(deps, fixedTarget),
       onError: (error: unknown) => deps.log.error({ err: error }, 'outbound request failed'),
-      ...(deps.telemetry ? { onComplete: deps.telemetry.requestDone.bind(deps.telemetry, 'outbound') } : {}),
+      ...(deps.telemetry?.measuring ? { onComplete: deps.telemetry.requestDone.bind(deps.telemetry, 'outbound') } : {}),
     };
     this.http1 = createHttp1Server(options);
     this.http2 = createHttp2Server(options);

@@ -84,20 +84,26 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
   // A join token given now comes first: the operator is (re)joining on purpose, e.g. after the
   // kept certificate was revoked. If the token is spent (a restart with the same environment),
   // a still-valid kept certificate takes over.
+  // Ports first: a metrics port that cannot open must not cost a join token.
+  const telemetry = await startTelemetry(options);
   let client = newClient(options.joinToken ? { joinToken: options.joinToken } : kept ? { kept } : {});
   let svid: Svid;
   try {
-    svid = await client.bootstrap();
+    try {
+      svid = await client.bootstrap();
+    } catch (err) {
+      client.stop();
+      if (!(options.joinToken && kept && isTrellisError(err, 'TRELLIS_CA_REFUSED'))) throw err;
+      log.info({ event: 'bootstrap.kept_certificate', reason: errorMessage(err) }, 'the join token was refused; using the certificate kept in the state directory');
+      client = newClient({ kept });
+      svid = await client.bootstrap();
+    }
   } catch (err) {
-    client.stop();
-    if (!(options.joinToken && kept && isTrellisError(err, 'TRELLIS_CA_REFUSED'))) throw err;
-    log.info({ event: 'bootstrap.kept_certificate', reason: errorMessage(err) }, 'the join token was refused; using the certificate kept in the state directory');
-    client = newClient({ kept });
-    svid = await client.bootstrap();
+    await telemetry.close();
+    throw err;
   }
-  const telemetry = await startTelemetry(options);
   const sidecarOptions: SidecarOptions = {
-    ...(telemetry ? { telemetry: telemetry.hooks } : {}),
+    telemetry: telemetry.hooks,
     localHost: '127.0.0.1',
     app: { host: options.appHost ?? '127.0.0.1', ports: options.appPorts },
     upstreams: options.upstreams ?? [],
@@ -105,7 +111,7 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
     ...(options.outboundPort === undefined ? {} : { outboundPort: options.outboundPort }),
     ...(options.inboundHost ? { inboundHost: options.inboundHost } : {}),
     onDecision: (request, decision) => {
-      telemetry?.hooks.authzDecision(decision);
+      telemetry.hooks.authzDecision(decision);
       if (decision.decision === 'DENY') {
         log.info(
           // The query is left out: it may carry a token (access_token), and logs must not.
@@ -115,7 +121,7 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
       }
     },
     onConnectionDecision: (connection, decision) => {
-      telemetry?.hooks.authzDecision(decision);
+      telemetry.hooks.authzDecision(decision);
       if (decision.decision === 'DENY') {
         log.info({ event: 'authz.deny', protocol: 'tcp', source: connection.peer?.identity.toString() ?? connection.sourceIp, port: connection.destPort, policy: decision.policy, reason: decision.reason }, 'connection denied');
       }
@@ -129,7 +135,7 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
     built.updateSvid(next, bundle);
     if (options.stateDir) keepSvid(options.stateDir, next, bundle, log);
   });
-  if (telemetry) watchConfig(client, telemetry, svid);
+  watchConfig(client, telemetry, svid);
 
   const admin = new AdminServer(() => built, { connected: () => client.connected });
   let adminPort: number;
@@ -140,10 +146,10 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
   } catch (err) {
     // Leave nothing running behind a proxy that could not start.
     client.stop();
-    await Promise.all([built.close(), admin.close(), telemetry?.close()]);
+    await Promise.all([built.close(), admin.close(), telemetry.close()]);
     throw err;
   }
-  const metricsPort = telemetry?.server?.port;
+  const metricsPort = telemetry.server?.port;
   log.info({ event: 'proxy.ready', admin: adminPort, metrics: metricsPort ?? null, listening: built.listening, identity: svid.id.toString() }, 'proxy ready');
   return {
     sidecar: built,
@@ -157,7 +163,7 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
       client.stop();
       await Promise.all([built.close(), admin.close()]);
       // After the listeners drained: the last requests are counted and logged.
-      await telemetry?.close();
+      await telemetry.close();
     },
   };
 }
@@ -168,9 +174,11 @@ interface RunningTelemetry {
   close(): Promise<void>;
 }
 
-/** Metrics registry and server, access log writer; undefined when both are off. */
-async function startTelemetry(options: ProxyOptions): Promise<RunningTelemetry | undefined> {
-  if (!options.metrics && !options.accessLog) return undefined;
+/**
+ * Metrics registry and server, access log writer. The hooks exist even when both are off: the
+ * sidecar still sends its peer metadata, for the metrics of the workloads it calls.
+ */
+async function startTelemetry(options: ProxyOptions): Promise<RunningTelemetry> {
   const log = options.log;
   const metrics = options.metrics ? new ProxyMetrics({ workload: {} }) : undefined;
   let server: MetricsServer | undefined;

@@ -103,6 +103,11 @@ export class DataPlaneTelemetry {
     this.services = services;
   }
 
+  /** False when neither metrics nor an access log are on: the listeners then measure nothing. */
+  get measuring(): boolean {
+    return this.metrics !== undefined || this.accessLog !== undefined;
+  }
+
   /** The value of the peer metadata header this sidecar sends on mesh requests. */
   peerMetadataHeader(): string | undefined {
     return this.peerHeader;
@@ -165,6 +170,7 @@ export class DataPlaneTelemetry {
    * to the application (what it reads was sent to the downstream).
    */
   tcpOpened(edge: TcpEdge, socket: Socket): void {
+    if (!this.measuring) return;
     const started = Date.now();
     const record = this.tcpRecord(edge);
     const live: LiveTcp = { record, socket, inverted: edge.direction === 'inbound', sent: 0, received: 0 };

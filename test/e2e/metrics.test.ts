@@ -7,7 +7,7 @@
  * an app cannot forge it), and the JSON access log.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -161,6 +161,8 @@ describe('metrics and access logs, scraped by a real Prometheus', () => {
   it('a real proxy scrape has exactly Istio’s metric names, types and label sets', async () => {
     const reply = await httpGet(`http://127.0.0.1:${server.ready.metrics}/stats/prometheus`);
     assert.equal(reply.status, 200);
+    // Kept with TRELLIS_TEST_KEEP=1, for a look at a real scrape.
+    writeFileSync(join(mesh.dir, 'server-scrape.txt'), reply.body);
     const families = parseExposition(reply.body);
     for (const [name, type] of Object.entries(ISTIO_HTTP_METRICS)) {
       const family = familyOf(families, name);

@@ -5,6 +5,7 @@
  *   GET /status        config health: live version, last change, errors with file:line
  *   GET /debug/syncz   every connected proxy and its per-type sync state
  *   GET /healthz/ready 200 once the control plane serves discovery
+ *   GET /metrics       Prometheus metrics (also /stats/prometheus), like istiod's 15014
  */
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -16,6 +17,8 @@ export interface AdminRoutes {
   status: () => unknown;
   syncz: () => unknown;
   ready: () => boolean;
+  /** Prometheus text exposition (GET /metrics, /stats/prometheus), as istiod serves on 15014. */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
@@ -56,13 +59,30 @@ function handle(req: IncomingMessage, res: ServerResponse, routes: AdminRoutes, 
         return send(res, 200, routes.syncz());
       case '/healthz/ready':
         return routes.ready() ? send(res, 200, { ready: true }) : send(res, 503, { ready: false });
+      case '/metrics':
+      case '/stats/prometheus':
+        if (routes.metrics) return sendMetrics(res, routes.metrics, logger);
+        return send(res, 404, { error: 'metrics are not enabled' });
       default:
-        return send(res, 404, { error: `no such endpoint ${path}; try /status, /debug/syncz or /healthz/ready` });
+        return send(res, 404, { error: `no such endpoint ${path}; try /status, /debug/syncz, /healthz/ready or /metrics` });
     }
   } catch (err) {
     logger.error({ event: 'admin.error', path, err: errorMessage(err) }, 'admin request failed');
     return send(res, 500, { error: 'internal error; see the control plane log' });
   }
+}
+
+function sendMetrics(res: ServerResponse, metrics: NonNullable<AdminRoutes['metrics']>, logger: Logger): void {
+  metrics().then(
+    ({ contentType, body }) => {
+      res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+      res.end(res.req.method === 'HEAD' ? undefined : body);
+    },
+    (err: unknown) => {
+      logger.error({ event: 'admin.error', path: '/metrics', err: errorMessage(err) }, 'metrics collection failed');
+      send(res, 500, { error: 'metrics collection failed; see the control plane log' });
+    },
+  );
 }
 
 function send(res: ServerResponse, status: number, body: unknown): void {

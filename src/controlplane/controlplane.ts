@@ -24,7 +24,10 @@ import { AdminServer } from './admin-server.js';
 import { CaWatcher } from './ca-watcher.js';
 import type { ConfigState, ConfigStoreStatus } from './config-store.js';
 import { DiscoveryServer } from './discovery-server.js';
-import { FileConfigStore } from './file-store.js';
+import { ControlPlaneMetrics, type ValidationSubject } from '../telemetry/controlplane-metrics.js';
+import { MetricsServer } from '../telemetry/metrics-server.js';
+import { type ConfigValidation, FileConfigStore } from './file-store.js';
+import type { TrustState } from './peer-auth.js';
 import type { ProxySyncStatus } from './proxy-connection.js';
 
 export const DEFAULT_ADMIN_PORT = 15014;
@@ -37,6 +40,11 @@ export interface ControlPlaneOptions {
   host?: string;
   discoveryPort?: number;
   adminPort?: number;
+  /**
+   * A dedicated metrics listener (e.g. on an address a Prometheus on another host reaches);
+   * the loopback admin port serves /metrics in any case, like istiod's 15014.
+   */
+  metrics?: { host: string; port: number };
   /** For a new CA when the config has no MeshConfig trustDomain. */
   trustDomain?: string;
   logger?: Logger;
@@ -73,6 +81,8 @@ export interface ControlPlaneRecord {
   rootNamespace: string;
   discovery: string;
   admin: string;
+  /** Prometheus scrape URL: the dedicated metrics listener, else the admin port's /metrics. */
+  metrics?: string;
   pid: number;
   startedAt: string;
 }
@@ -87,6 +97,9 @@ export interface ControlPlane {
   readonly adminPort: number;
   /** `http://127.0.0.1:<admin port>` */
   readonly adminUrl: string;
+  /** Where Prometheus scrapes this control plane. */
+  readonly metricsUrl: string;
+  readonly metrics: ControlPlaneMetrics;
   readonly caDir: string;
   /** The bundle file operators hand to proxies for bootstrap (<state>/ca/bundle.pem). */
   readonly bundleFile: string;
@@ -108,6 +121,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const caDir = join(stateDir, 'ca');
   const startedAt = new Date();
   const host = options.host ?? '127.0.0.1';
+  const metrics = new ControlPlaneMetrics();
 
   // Settings fixed at startup; later config sets must agree with them.
   let pinned: { trustDomain: string; rootNamespace: string } | undefined;
@@ -116,6 +130,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     stateDir,
     logger,
     validate: (config) => (pinned ? checkPinnedSettings(config, pinned.trustDomain, pinned.rootNamespace, configDir) : []),
+    onValidated: (outcome) => recordValidation(metrics, outcome),
     ...(options.configDebounceMs === undefined ? {} : { debounceMs: options.configDebounceMs }),
     ...(options.configRescanIntervalMs === undefined ? {} : { rescanIntervalMs: options.configRescanIntervalMs }),
   });
@@ -144,21 +159,35 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
     // Set once the server runs; the CA watcher and SVID rotator start before it.
     const late: { discovery?: DiscoveryServer } = {};
+    let revocations: number | undefined;
+    const trustMetrics = (trust: TrustState): void => {
+      const roots = trust.bundle.roots;
+      if (roots.length > 0) metrics.setRootExpiry(new Date(Math.min(...roots.map((root) => root.notAfter.getTime()))));
+      const size = trust.revocations.size;
+      if (revocations !== undefined && size !== revocations) metrics.recordRevocation(size > revocations ? 'added' : 'lifted', size);
+      revocations = size;
+    };
     const watcher = new CaWatcher({
       ca,
       logger,
-      onChange: (trust) => late.discovery?.setTrust(trust),
+      onChange: (trust) => {
+        trustMetrics(trust);
+        late.discovery?.setTrust(trust);
+      },
       ...(options.caPollIntervalMs === undefined ? {} : { pollIntervalMs: options.caPollIntervalMs }),
       ...(options.caTickIntervalMs === undefined ? {} : { tickIntervalMs: options.caTickIntervalMs }),
     });
     const trust = await watcher.start();
     cleanup.push(() => watcher.stop());
+    trustMetrics(trust);
 
     // The control plane holds the CA, so it issues its own SVID directly.
     const rotator = new SvidRotator({
       id: identity,
       sign: async (csrPem) => {
+        metrics.recordCsr();
         const issued = await ca.signCsr(csrPem, { kind: 'authenticated', id: identity }, { actor: 'controlplane' });
+        metrics.recordCertificateIssued(Math.max(0, (issued.notAfter.getTime() - Date.now()) / 1000));
         return { chainPem: issued.chainPem, bundle: issued.bundle };
       },
     });
@@ -179,6 +208,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         logger,
         host,
         port: options.discoveryPort ?? DEFAULT_DISCOVERY_PORT,
+        metrics,
         ...(options.pushDebounceMs === undefined ? {} : { debounceMs: options.pushDebounceMs }),
         ...(options.selectPolicy === undefined ? {} : { selectPolicy: options.selectPolicy }),
       },
@@ -204,14 +234,25 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       host: '127.0.0.1',
       port: options.adminPort ?? DEFAULT_ADMIN_PORT,
       logger,
-      routes: { status, syncz: () => ({ proxies: server.syncz() }), ready: () => store.current() !== undefined },
+      routes: { status, syncz: () => ({ proxies: server.syncz() }), ready: () => store.current() !== undefined, metrics: () => metrics.exposition() },
     });
     cleanup.push(() => admin.stop());
     const adminUrl = `http://127.0.0.1:${admin.port}`;
+    let metricsServer: MetricsServer | undefined;
+    if (options.metrics) {
+      try {
+        metricsServer = await MetricsServer.start({ host: options.metrics.host, port: options.metrics.port, registries: [metrics.registry] });
+      } catch (err) {
+        throw new TrellisError('TRELLIS_METRICS_PORT', `cannot serve metrics on ${options.metrics.host}:${options.metrics.port}: ${(err as Error).message}; give another --metrics-port (0: any free port)`, { exitCode: 1 });
+      }
+      const started = metricsServer;
+      cleanup.push(() => started.close());
+    }
+    const metricsUrl = metricsServer ? metricsServer.url() : `${adminUrl}/metrics`;
 
-    const record: ControlPlaneRecord = { configDir, caDir, trustDomain, rootNamespace, discovery: discoveryAddress, admin: adminUrl, pid: process.pid, startedAt: startedAt.toISOString() };
+    const record: ControlPlaneRecord = { configDir, caDir, trustDomain, rootNamespace, discovery: discoveryAddress, admin: adminUrl, metrics: metricsUrl, pid: process.pid, startedAt: startedAt.toISOString() };
     writeFileAtomic(join(stateDir, CONTROL_PLANE_RECORD), `${JSON.stringify(record, null, 2)}\n`);
-    logger.info({ event: 'controlplane.ready', identity: identity.toString(), discovery: discoveryAddress, admin: adminUrl, config: configDir, ca: caDir, configVersion: store.current()?.version ?? null }, 'control plane ready');
+    logger.info({ event: 'controlplane.ready', identity: identity.toString(), discovery: discoveryAddress, admin: adminUrl, metrics: metricsUrl, config: configDir, ca: caDir, configVersion: store.current()?.version ?? null }, 'control plane ready');
 
     return {
       identity: identity.toString(),
@@ -221,6 +262,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       discoveryPort: server.port,
       adminPort: admin.port,
       adminUrl,
+      metricsUrl,
+      metrics,
       caDir,
       bundleFile: join(caDir, CA_FILES.bundlePem),
       ca,
@@ -237,6 +280,46 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     await stopAll();
     throw err;
   }
+}
+
+/** galley_validation_* per resource of a changed config set, and the set's outcome. */
+function recordValidation(metrics: ControlPlaneMetrics, outcome: ConfigValidation): void {
+  metrics.recordConfigChange(outcome.accepted ? 'accepted' : 'refused');
+  // Diagnostics name their resource as `Kind namespace/name` (or `Kind name`).
+  const failed = new Map<string, string>();
+  for (const error of outcome.errors) if (!failed.has(error.resource ?? '')) failed.set(error.resource ?? '', error.code);
+  const matched = new Set<string>();
+  for (const resource of outcome.resources) {
+    const { name, namespace } = resource.metadata;
+    const label = `${resource.kind} ${namespace === undefined ? name : `${namespace}/${name}`}`;
+    const subject = validationSubject(resource.apiVersion, resource.kind);
+    const code = failed.get(label);
+    if (code === undefined) {
+      metrics.recordValidationPassed(subject);
+    } else {
+      matched.add(label);
+      metrics.recordValidationFailed(subject, code);
+    }
+  }
+  // Errors with no parsed resource behind them (YAML syntax, unknown kinds, unreadable files).
+  for (const [label, code] of failed) {
+    if (matched.has(label)) continue;
+    const kind = label.split(' ')[0] ?? '';
+    metrics.recordValidationFailed({ group: 'unknown', version: 'unknown', resource: kind === '' ? 'unknown' : pluralOf(kind) }, code);
+  }
+}
+
+function validationSubject(apiVersion: string, kind: string): ValidationSubject {
+  const slash = apiVersion.indexOf('/');
+  return { group: slash < 0 ? '' : apiVersion.slice(0, slash), version: slash < 0 ? apiVersion : apiVersion.slice(slash + 1), resource: pluralOf(kind) };
+}
+
+/** Kubernetes' lower-case plural resource name: AuthorizationPolicy → authorizationpolicies. */
+function pluralOf(kind: string): string {
+  const lower = kind.toLowerCase();
+  if (/[^aeiou]y$/.test(lower)) return `${lower.slice(0, -1)}ies`;
+  if (/(s|x|ch|sh)$/.test(lower)) return `${lower}es`;
+  return `${lower}s`;
 }
 
 /** Reads <state>/controlplane.json, written by a running (or the last) control plane. */

@@ -14,6 +14,7 @@
  * been revoked, or has expired, are closed.
  */
 import { Metadata, type sendUnaryData, Server, type ServerDuplexStream, type ServerUnaryCall, status as GrpcStatus, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { errorMessage } from '../api/errors.js';
 import type { TrustBundle } from '../identity/bundle.js';
@@ -33,6 +34,7 @@ import {
 import type { InboundPolicySelector } from '../mesh/inbound-policy.js';
 import { buildRegistry, findWorkload, type Registry } from '../mesh/registry.js';
 import type { TrustSnapshot } from '../mesh/snapshot.js';
+import type { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
 import type { ConfigState } from './config-store.js';
 import { authenticatePeer, type CallerContext, type TrustState, verifyChain } from './peer-auth.js';
 import { parseCreateCertificateRequest, parseDescribeTokenRequest, parseDiscoveryRequest } from './protocol-schemas.js';
@@ -53,6 +55,8 @@ export interface DiscoveryServerOptions {
   /** Longest a burst of changes can postpone a push. */
   maxDebounceMs?: number;
   selectPolicy?: InboundPolicySelector;
+  /** Connected proxies, pushes, NACKs, certificates (port 15014); absent: not measured. */
+  metrics?: ControlPlaneMetrics;
 }
 
 /** A gRPC status error with a stable Trellis code in the trailers. */
@@ -89,6 +93,12 @@ export class DiscoveryServer {
   private streamIds = 0;
   private boundPort = 0;
   private stopped = false;
+  /** When the work behind the pushes being sent began (push latency). */
+  private pushStartedAt = 0;
+  /** When a config change arrived and is waiting for the debounce; 0 when none. */
+  private configChangedAt = 0;
+  /** The change being pushed: when it arrived, and the streams connected then that have not acknowledged yet. */
+  private convergence: { since: number; waiting: Set<string> } | undefined;
 
   private constructor(options: DiscoveryServerOptions) {
     this.options = options;
@@ -121,6 +131,7 @@ export class DiscoveryServer {
   setConfig(state: ConfigState): void {
     this.pendingConfig = state;
     const now = Date.now();
+    if (this.configChangedAt === 0) this.configChangedAt = now;
     if (this.debounceTimer === undefined) this.debounceDeadline = now + (this.options.maxDebounceMs ?? 1_000);
     else clearTimeout(this.debounceTimer);
     const delay = Math.max(0, Math.min(this.options.debounceMs ?? 100, this.debounceDeadline - now));
@@ -179,6 +190,9 @@ export class DiscoveryServer {
 
   private applyConfig(state: ConfigState | undefined): void {
     this.config = state;
+    if (state !== undefined) this.options.metrics?.setConfigVersion(state.version);
+    if (this.configChangedAt > 0) this.convergence = { since: this.configChangedAt, waiting: new Set(this.streams.keys()) };
+    this.configChangedAt = 0;
     this.registry = state === undefined ? undefined : buildRegistry(state.config);
     for (const stream of [...this.streams.values()]) this.refresh(stream);
   }
@@ -195,10 +209,18 @@ export class DiscoveryServer {
       this.close(stream, statusError(GrpcStatus.PERMISSION_DENIED, 'TRELLIS_DISCOVERY_IDENTITY', `WorkloadEntry ${connection.workload} now runs as ${workload.identity}, not ${connection.identity}`));
       return;
     }
+    this.pushStartedAt = performance.now();
     const snapshot = compileSnapshot(this.config.config, this.registry, connection.workload, this.trustSnapshot, this.compileOptions());
     if (snapshot === undefined) return;
     const pushed = connection.update(snapshot, snapshotVersions(snapshot));
     if (pushed.length > 0) this.logger.debug({ event: 'discovery.push', workload: connection.workload, stream: connection.id, types: pushed }, 'pushed');
+  }
+
+  /** A proxy's first ACK after a config change: how long the change took to reach it. */
+  private converged(streamId: string): void {
+    const convergence = this.convergence;
+    if (convergence === undefined || !convergence.waiting.delete(streamId)) return;
+    this.options.metrics?.recordConvergence((Date.now() - convergence.since) / 1000);
   }
 
   private compileOptions(): { selectPolicy?: InboundPolicySelector } {
@@ -225,6 +247,7 @@ export class DiscoveryServer {
       clearTimeout(stream.expiry);
       if (this.streams.get(stream.connection.id) === stream) {
         this.streams.delete(stream.connection.id);
+        this.options.metrics?.proxyDisconnected(stream.connection.node.proxyVersion);
         this.logger.info({ event: 'discovery.disconnected', workload: stream.connection.workload, identity: stream.connection.identity, stream: stream.connection.id }, 'proxy disconnected');
       }
     };
@@ -244,8 +267,11 @@ export class DiscoveryServer {
         this.close(stream, statusError(GrpcStatus.INVALID_ARGUMENT, 'TRELLIS_DISCOVERY_PROTOCOL', `this stream serves ${stream.connection.workload}; open another stream for ${request.node.workload}`));
         return;
       }
+      this.pushStartedAt = performance.now();
       const outcome = stream.connection.handleRequest(request);
       const base = { workload: stream.connection.workload, stream: stream.connection.id, type: outcome.type };
+      if (outcome.kind === 'nack') this.options.metrics?.recordNack(outcome.type);
+      else if (outcome.kind === 'ack') this.converged(stream.connection.id);
       if (outcome.kind === 'nack') this.logger.warn({ event: 'discovery.nack', ...base, version: outcome.version, message: outcome.message }, 'proxy refused a version (NACK); it keeps its previous one');
       else if (outcome.kind === 'ack') this.logger.debug({ event: 'discovery.ack', ...base, version: outcome.version }, 'ack');
     });
@@ -285,7 +311,12 @@ export class DiscoveryServer {
       peer,
       certificateExpiresAt: auth.notAfter,
       send: (response) => {
-        if (!call.writableEnded && !call.destroyed) call.write(response);
+        if (call.writableEnded || call.destroyed) {
+          this.options.metrics?.recordPushSendError(response.typeUrl);
+          return;
+        }
+        call.write(response);
+        this.options.metrics?.recordPush(response.typeUrl, (performance.now() - this.pushStartedAt) / 1000);
       },
       nextNonce: () => `${++this.nonce}`,
     });
@@ -297,6 +328,7 @@ export class DiscoveryServer {
     expiry.unref();
     const stream: Stream = { connection, call, chain: auth.chain, expiry };
     this.streams.set(id, stream);
+    this.options.metrics?.proxyConnected(node.proxyVersion);
     // Headers now, so the proxy knows it was admitted even when it is already up to date.
     call.sendMetadata(new Metadata());
     this.logger.info({ event: 'discovery.connected', workload: node.workload, identity: workload.identity, stream: id, peer, proxyVersion: node.proxyVersion }, 'proxy connected');
@@ -307,6 +339,7 @@ export class DiscoveryServer {
   private close(stream: Stream, error: StatusError): void {
     clearTimeout(stream.expiry);
     if (this.streams.delete(stream.connection.id)) {
+      this.options.metrics?.proxyDisconnected(stream.connection.node.proxyVersion);
       this.logger.info({ event: 'discovery.closed', workload: stream.connection.workload, identity: stream.connection.identity, stream: stream.connection.id, reason: error.details }, 'proxy stream closed by the control plane');
     }
     endWithError(stream.call, error);
@@ -318,13 +351,20 @@ export class DiscoveryServer {
     const parsed = parseCreateCertificateRequest(call.request);
     if (!parsed.ok) return callback(statusError(GrpcStatus.INVALID_ARGUMENT, 'TRELLIS_DISCOVERY_PROTOCOL', parsed.message));
     const request = parsed.value;
+    const metrics = this.options.metrics;
+    metrics?.recordCsr();
     const proof = this.proofOf(call, request.joinToken);
-    if ('code' in proof) return callback(proof);
+    if ('code' in proof) {
+      metrics?.recordAuthenticationFailure();
+      return callback(proof);
+    }
     try {
       const issued = await this.options.ca.signCsr(request.csrPem, proof, request.ttlSeconds === undefined ? {} : { ttlMs: request.ttlSeconds * 1000 });
+      metrics?.recordCertificateIssued(Math.max(0, (issued.notAfter.getTime() - Date.now()) / 1000));
       this.logger.info({ event: 'svid.issued', identity: issued.id.toString(), serial: issued.serial, notAfter: issued.notAfter.toISOString(), via: proof.kind === 'join-token' ? 'join-token' : 'renewal' }, 'certificate issued');
       callback(null, { chainPem: issued.chainPem, bundle: issued.bundle.toSpiffeJson() });
     } catch (err) {
+      metrics?.recordSignError(err instanceof CaRefusedError ? err.reason : 'internal');
       callback(this.caFailure(err, 'certificate'));
     }
   }

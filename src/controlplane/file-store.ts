@@ -28,12 +28,21 @@ export interface FileConfigStoreOptions {
   debounceMs?: number;
   rescanIntervalMs?: number;
   now?: () => Date;
+  /** Every changed set of sources, accepted or refused, with the resources that parsed (for metrics). */
+  onValidated?: (outcome: ConfigValidation) => void;
+}
+
+export interface ConfigValidation {
+  readonly accepted: boolean;
+  readonly version: string;
+  readonly resources: readonly { readonly apiVersion: string; readonly kind: string; readonly metadata: { readonly name: string; readonly namespace?: string } }[];
+  readonly errors: readonly ConfigDiagnostic[];
 }
 
 const YAML_EXTENSIONS = new Set(['.yaml', '.yml']);
 
 export class FileConfigStore implements ConfigStore {
-  private readonly options: Required<Omit<FileConfigStoreOptions, 'validate'>> & Pick<FileConfigStoreOptions, 'validate'>;
+  private readonly options: Required<Omit<FileConfigStoreOptions, 'validate' | 'onValidated'>> & Pick<FileConfigStoreOptions, 'validate' | 'onValidated'>;
   private readonly stamps: CreationStamps;
   private readonly listeners = new Set<(state: ConfigState) => void>();
   private state: ConfigState | undefined;
@@ -130,6 +139,14 @@ export class FileConfigStore implements ConfigStore {
     return this.running;
   }
 
+  private report(outcome: ConfigValidation): void {
+    try {
+      this.options.onValidated?.(outcome);
+    } catch (err) {
+      this.options.logger.error({ event: 'config.listener-failed', err: errorMessage(err) }, 'a config validation listener failed');
+    }
+  }
+
   /** Watches every directory under the config directory; follows directories added or removed. */
   private async syncWatchers(): Promise<void> {
     if (this.stopped) return;
@@ -175,6 +192,7 @@ export class FileConfigStore implements ConfigStore {
     const result = parseConfigTexts(texts);
     const errors = [...problems, ...result.errors];
     if (result.config && errors.length === 0 && this.options.validate) errors.push(...this.options.validate(result.config));
+    this.report({ accepted: !!result.config && errors.length === 0, version: key, resources: result.resources, errors });
     if (!result.config || errors.length > 0) {
       this.lastErrors = errors;
       this.lastWarnings = result.warnings;

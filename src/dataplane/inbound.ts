@@ -20,6 +20,7 @@ import { createHttp1Server, createHttp2Server } from './l7/downstream.js';
 import { connectionAttributes, inboundLayers } from './l7/inbound-layers.js';
 import { composeLayers, type L7Request } from './l7/types.js';
 import { replayableSocket, sniffSocket } from './sniff.js';
+import type { DataPlaneTelemetry } from './telemetry.js';
 
 const FIRST_BYTES_TIMEOUT_MS = 10_000;
 /** How long a closing listener lets requests in flight finish. */
@@ -36,6 +37,8 @@ export interface InboundDeps {
   log: Logger;
   onDecision?: (request: L7Request, decision: InboundDecision) => void;
   onConnectionDecision?: (connection: ConnectionInfo, decision: InboundDecision) => void;
+  /** Metrics and access log; absent: nothing is measured. */
+  telemetry?: DataPlaneTelemetry;
 }
 
 export class InboundListener {
@@ -56,6 +59,7 @@ export class InboundListener {
     const options = {
       handler,
       onError: (error: unknown) => deps.log.error({ err: error, port: port.port }, 'inbound request failed'),
+      ...(deps.telemetry?.measuring ? { onComplete: deps.telemetry.requestDone.bind(deps.telemetry, 'inbound') } : {}),
     };
     this.http1 = createHttp1Server(options);
     this.http2 = createHttp2Server(options);
@@ -209,6 +213,7 @@ export class InboundListener {
     }
     const target = this.app.targetAddress;
     const upstream = net.connect({ host: target.host, port: target.port, noDelay: true });
+    this.deps.telemetry?.tcpOpened({ direction: 'inbound', connection: info, upstreamHost: `${target.host}:${target.port}`, upstreamCluster: `inbound|${this.port.port}||` }, upstream);
     upstream.on('error', () => socket.destroy());
     socket.on('error', () => upstream.destroy());
     socket.on('close', () => upstream.destroy());

@@ -17,6 +17,7 @@ import { type ConnectionInfo, connectionInfo, type ConnectionTracker } from './c
 import { createHttp1Server, createHttp2Server } from './l7/downstream.js';
 import { type ResolvedTarget, splitAuthority } from './service-resolver.js';
 import { replayableSocket, sniffSocket } from './sniff.js';
+import type { TcpEdge } from './telemetry.js';
 import { trafficRouter, type TrafficRouterDeps } from './traffic-router.js';
 
 export interface OutboundDeps extends TrafficRouterDeps {
@@ -50,6 +51,7 @@ export class OutboundListener {
     const options = {
       handler: trafficRouter(deps, fixedTarget),
       onError: (error: unknown) => deps.log.error({ err: error }, 'outbound request failed'),
+      ...(deps.telemetry?.measuring ? { onComplete: deps.telemetry.requestDone.bind(deps.telemetry, 'outbound') } : {}),
     };
     this.http1 = createHttp1Server(options);
     this.http2 = createHttp2Server(options);
@@ -163,9 +165,10 @@ export class OutboundListener {
       return;
     }
     const snapshot = cluster.cluster;
+    const edge = { service: { host: target.service.host, namespace: target.service.namespace }, upstreamCluster: snapshot.name, upstreamHost: `${pick.target.endpoint.address}:${pick.target.port}` };
     if (snapshot.location === 'MESH_EXTERNAL' || snapshot.tls.mode !== 'ISTIO_MUTUAL') {
       const host = snapshot.resolution === 'DNS' || snapshot.resolution === 'DNS_ROUND_ROBIN' ? pick.target.endpoint.address || snapshot.host : pick.target.endpoint.address;
-      this.pipeTo(socket, this.deps.external.connectTcp({ host, port: pick.target.port, ...(snapshot.connectionPool.connectTimeoutMs ? { connectTimeoutMs: snapshot.connectionPool.connectTimeoutMs } : {}) }), 'connect');
+      this.pipeTo(socket, this.deps.external.connectTcp({ host, port: pick.target.port, ...(snapshot.connectionPool.connectTimeoutMs ? { connectTimeoutMs: snapshot.connectionPool.connectTimeoutMs } : {}) }), 'connect', edge);
       return;
     }
     const upstream = this.deps.upstream.connectTls(
@@ -179,7 +182,7 @@ export class OutboundListener {
       MESH_ALPN.tcp,
     );
     upstream.once('secureConnect', () => this.trackServer(upstream));
-    this.pipeTo(socket, upstream, 'secureConnect');
+    this.pipeTo(socket, upstream, 'secureConnect', { ...edge, endpoint: pick.target.endpoint });
   }
 
   /** Tracked with the server's identity, so revoking the server closes this tunnel too. */
@@ -193,8 +196,10 @@ export class OutboundListener {
     });
   }
 
-  private pipeTo(socket: net.Socket, upstream: net.Socket, ready: 'connect' | 'secureConnect'): void {
+  private pipeTo(socket: net.Socket, upstream: net.Socket, ready: 'connect' | 'secureConnect', edge?: Omit<TcpEdge, 'direction' | 'connection'>): void {
     upstream.once(ready, () => {
+      const connection = this.infos.get(socket);
+      if (this.deps.telemetry && edge && connection) this.deps.telemetry.tcpOpened({ direction: 'outbound', connection, ...edge }, socket);
       socket.pipe(upstream);
       upstream.pipe(socket);
       socket.resume();

@@ -5,12 +5,17 @@
  */
 import { mkdirSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { errorMessage, isTrellisError } from '../api/errors.js';
+import { errorMessage, isTrellisError, TrellisError } from '../api/errors.js';
 import type { TrustBundle } from '../identity/bundle.js';
 import { readSvidFiles, type Svid, writeSvidFiles } from '../identity/svid.js';
 import { AdminServer } from './admin.js';
+import { RESOURCE_TYPES, type ResourceType } from '../mesh/snapshot.js';
+import { AccessLogWriter } from '../telemetry/access-log.js';
+import { ProxyMetrics } from '../telemetry/istio-metrics.js';
+import { MetricsServer } from '../telemetry/metrics-server.js';
 import { DiscoveryClient } from './discovery-client.js';
 import { Sidecar, type SidecarOptions, type UpstreamBinding } from './sidecar.js';
+import { DataPlaneTelemetry } from './telemetry.js';
 
 export interface ProxyOptions {
   /** `namespace/name` of this workload's WorkloadEntry. */
@@ -36,6 +41,13 @@ export interface ProxyOptions {
   rootNamespace?: string;
   /** Requested certificate lifetime (default: the CA's, 1h). */
   svidTtlSeconds?: number;
+  /**
+   * Prometheus metrics (Istio's 15020): where to serve them; absent: no metrics at all.
+   * `required: false` (the CLI's default port) lets the proxy run without them when the port is taken.
+   */
+  metrics?: { host: string; port: number; required: boolean };
+  /** Access log destination: a file path, `stdout` or `stderr`; absent: off. */
+  accessLog?: string;
   log: Logger;
 }
 
@@ -43,6 +55,8 @@ export interface RunningProxy {
   sidecar: Sidecar;
   client: DiscoveryClient;
   adminPort: number;
+  /** The metrics port, when metrics are served. */
+  metricsPort: number | undefined;
   /** The HTTP proxy port, once listening. */
   outboundPort: number | undefined;
   stop(): Promise<void>;
@@ -70,18 +84,26 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
   // A join token given now comes first: the operator is (re)joining on purpose, e.g. after the
   // kept certificate was revoked. If the token is spent (a restart with the same environment),
   // a still-valid kept certificate takes over.
+  // Ports first: a metrics port that cannot open must not cost a join token.
+  const telemetry = await startTelemetry(options);
   let client = newClient(options.joinToken ? { joinToken: options.joinToken } : kept ? { kept } : {});
   let svid: Svid;
   try {
-    svid = await client.bootstrap();
+    try {
+      svid = await client.bootstrap();
+    } catch (err) {
+      client.stop();
+      if (!(options.joinToken && kept && isTrellisError(err, 'TRELLIS_CA_REFUSED'))) throw err;
+      log.info({ event: 'bootstrap.kept_certificate', reason: errorMessage(err) }, 'the join token was refused; using the certificate kept in the state directory');
+      client = newClient({ kept });
+      svid = await client.bootstrap();
+    }
   } catch (err) {
-    client.stop();
-    if (!(options.joinToken && kept && isTrellisError(err, 'TRELLIS_CA_REFUSED'))) throw err;
-    log.info({ event: 'bootstrap.kept_certificate', reason: errorMessage(err) }, 'the join token was refused; using the certificate kept in the state directory');
-    client = newClient({ kept });
-    svid = await client.bootstrap();
+    await telemetry.close();
+    throw err;
   }
   const sidecarOptions: SidecarOptions = {
+    telemetry: telemetry.hooks,
     localHost: '127.0.0.1',
     app: { host: options.appHost ?? '127.0.0.1', ports: options.appPorts },
     upstreams: options.upstreams ?? [],
@@ -89,6 +111,7 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
     ...(options.outboundPort === undefined ? {} : { outboundPort: options.outboundPort }),
     ...(options.inboundHost ? { inboundHost: options.inboundHost } : {}),
     onDecision: (request, decision) => {
+      telemetry.hooks.authzDecision(decision);
       if (decision.decision === 'DENY') {
         log.info(
           // The query is left out: it may carry a token (access_token), and logs must not.
@@ -98,6 +121,7 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
       }
     },
     onConnectionDecision: (connection, decision) => {
+      telemetry.hooks.authzDecision(decision);
       if (decision.decision === 'DENY') {
         log.info({ event: 'authz.deny', protocol: 'tcp', source: connection.peer?.identity.toString() ?? connection.sourceIp, port: connection.destPort, policy: decision.policy, reason: decision.reason }, 'connection denied');
       }
@@ -111,6 +135,7 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
     built.updateSvid(next, bundle);
     if (options.stateDir) keepSvid(options.stateDir, next, bundle, log);
   });
+  watchConfig(client, telemetry, svid);
 
   const admin = new AdminServer(() => built, { connected: () => client.connected });
   let adminPort: number;
@@ -121,22 +146,99 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
   } catch (err) {
     // Leave nothing running behind a proxy that could not start.
     client.stop();
-    await Promise.all([built.close(), admin.close()]);
+    await Promise.all([built.close(), admin.close(), telemetry.close()]);
     throw err;
   }
-  log.info({ event: 'proxy.ready', admin: adminPort, listening: built.listening, identity: svid.id.toString() }, 'proxy ready');
+  const metricsPort = telemetry.server?.port;
+  log.info({ event: 'proxy.ready', admin: adminPort, metrics: metricsPort ?? null, listening: built.listening, identity: svid.id.toString() }, 'proxy ready');
   return {
     sidecar: built,
     client,
     adminPort,
+    metricsPort,
     get outboundPort() {
       return built.listening.outbound;
     },
     async stop() {
       client.stop();
       await Promise.all([built.close(), admin.close()]);
+      // After the listeners drained: the last requests are counted and logged.
+      await telemetry.close();
     },
   };
+}
+
+interface RunningTelemetry {
+  hooks: DataPlaneTelemetry;
+  server: MetricsServer | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * Metrics registry and server, access log writer. The hooks exist even when both are off: the
+ * sidecar still sends its peer metadata, for the metrics of the workloads it calls.
+ */
+async function startTelemetry(options: ProxyOptions): Promise<RunningTelemetry> {
+  const log = options.log;
+  const metrics = options.metrics ? new ProxyMetrics({ workload: {} }) : undefined;
+  let server: MetricsServer | undefined;
+  if (options.metrics && metrics) {
+    try {
+      server = await MetricsServer.start({ host: options.metrics.host, port: options.metrics.port, registries: [metrics.registry] });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (options.metrics.required || code !== 'EADDRINUSE') {
+        throw new TrellisError('TRELLIS_METRICS_PORT', `cannot serve metrics on ${options.metrics.host}:${options.metrics.port}: ${errorMessage(err)}; give another --metrics-port (0: any free port) or --metrics-port off`, { exitCode: 1 });
+      }
+      log.warn({ event: 'metrics.port_in_use', port: options.metrics.port }, `metrics port ${options.metrics.port} is in use (another proxy on this host?): this proxy serves no metrics; give --metrics-port PORT or 0`);
+    }
+  }
+  let accessLog: AccessLogWriter | undefined;
+  try {
+    accessLog = options.accessLog === undefined ? undefined : await openAccessLog(options.accessLog);
+  } catch (err) {
+    await server?.close();
+    throw new TrellisError('TRELLIS_ACCESS_LOG', `cannot open the access log ${options.accessLog}: ${errorMessage(err)}`, { exitCode: 1 });
+  }
+  const hooks = new DataPlaneTelemetry({ workload: options.workload, ...(server && metrics ? { metrics } : {}), ...(accessLog ? { accessLog } : {}) });
+  return {
+    hooks,
+    server,
+    async close() {
+      await Promise.all([hooks.close(), server?.close()]);
+    },
+  };
+}
+
+function openAccessLog(destination: string): Promise<AccessLogWriter> {
+  if (destination === 'stdout') return Promise.resolve(new AccessLogWriter(process.stdout));
+  if (destination === 'stderr') return Promise.resolve(new AccessLogWriter(process.stderr));
+  return AccessLogWriter.toFile(destination);
+}
+
+/** Config version, NACKs, certificate expiry and this workload's own metadata, as they change. */
+function watchConfig(client: DiscoveryClient, telemetry: RunningTelemetry, svid: Svid): void {
+  const { hooks } = telemetry;
+  const metrics = hooks.metrics;
+  const certificates = (leaf: Svid, bundle: TrustBundle | undefined): void => {
+    metrics?.setCertificateExpiry('leaf', leaf.notAfter);
+    const roots = bundle?.roots ?? [];
+    if (roots.length > 0) metrics?.setCertificateExpiry('root', new Date(Math.min(...roots.map((root) => root.notAfter.getTime()))));
+  };
+  certificates(svid, client.trustBundle);
+  client.on('svid', (next, bundle) => certificates(next, bundle));
+  client.on('nack', () => metrics?.recordConfigRejected());
+  client.on('snapshot', (snapshot, update) => {
+    if (update.type === 'workload' && snapshot.workload) hooks.setWorkload(snapshot.workload);
+    if (update.type === 'outbound' && snapshot.outbound) hooks.setOutbound(snapshot.outbound);
+    if (update.type === 'trust') certificates(client.svid ?? svid, client.trustBundle);
+    metrics?.recordConfigApplied(configVersion(client.versions));
+  });
+}
+
+/** One label value for the four resource versions: `workload/inbound/outbound/trust`. */
+function configVersion(versions: Partial<Record<ResourceType, string>>): string {
+  return RESOURCE_TYPES.map((type) => versions[type] ?? '-').join('/');
 }
 
 async function waitUntilReady(sidecar: Sidecar, timeoutMs: number): Promise<void> {

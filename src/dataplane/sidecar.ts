@@ -24,6 +24,7 @@ import { ExternalUpstream } from './external-upstream.js';
 import { MeshUpstream } from './mesh-upstream.js';
 import { OutboundListener } from './outbound.js';
 import { type ResolvedTarget, ServiceResolver } from './service-resolver.js';
+import type { DataPlaneTelemetry } from './telemetry.js';
 
 export interface UpstreamBinding {
   /** Service host and port, e.g. reviews.default.svc.cluster.local:9080. */
@@ -48,6 +49,8 @@ export interface SidecarOptions {
   jwks?: JwksProvider;
   onDecision?: (request: L7Request, decision: InboundDecision) => void;
   onConnectionDecision?: (connection: ConnectionInfo, decision: InboundDecision) => void;
+  /** Metrics and access log (and the peer metadata header); absent: nothing is measured. */
+  telemetry?: DataPlaneTelemetry;
 }
 
 export type ApplyResult = { ok: true } | { ok: false; error: string };
@@ -270,6 +273,7 @@ export class Sidecar {
           log: this.options.log,
           ...(this.options.onDecision ? { onDecision: this.options.onDecision } : {}),
           ...(this.options.onConnectionDecision ? { onConnectionDecision: this.options.onConnectionDecision } : {}),
+          ...(this.options.telemetry ? { telemetry: this.options.telemetry } : {}),
         });
         const bound = await listener.listen(this.options.inboundHost ?? workload.address).catch(async (err: unknown) => {
           await listener.close();
@@ -302,6 +306,7 @@ export class Sidecar {
       log: this.options.log,
       random: Math.random,
       now: Date.now,
+      ...(this.options.telemetry ? { telemetry: this.options.telemetry } : {}),
     };
     if (this.options.outboundPort !== undefined) {
       const listener = new OutboundListener(this.options.outboundPort, deps);

@@ -31,6 +31,7 @@ import {
   type SourceView,
   type TrafficState,
 } from '../traffic/index.js';
+import { PEER_METADATA_HEADER } from '../telemetry/peer-metadata.js';
 import { replay, RequestBody } from './body-buffer.js';
 import type { ExternalUpstream } from './external-upstream.js';
 import { getHeader, type HeaderList } from './headers.js';
@@ -39,6 +40,7 @@ import type { L7Handler, L7Request, L7Response } from './l7/types.js';
 import { UpstreamError } from './l7/upstream.js';
 import type { MeshUpstream } from './mesh-upstream.js';
 import type { ResolvedTarget, ServiceResolver } from './service-resolver.js';
+import type { DataPlaneTelemetry } from './telemetry.js';
 import { splitAuthority } from './service-resolver.js';
 
 export interface TrafficRouterDeps {
@@ -51,6 +53,8 @@ export interface TrafficRouterDeps {
   log: Logger;
   random: () => number;
   now: () => number;
+  /** Metrics and access log; also the peer metadata header sent to mesh peers. */
+  telemetry?: DataPlaneTelemetry;
 }
 
 const SHADOW_SUFFIX = '-shadow';
@@ -77,6 +81,7 @@ export function trafficRouter(deps: TrafficRouterDeps, fixedTarget?: () => Resol
       return sendExternal(deps, request, { host, port, tls: 'DISABLE' });
     }
 
+    if (deps.telemetry) request.context.telemetry = { ...request.context.telemetry, service: { host: target.service.host, namespace: target.service.namespace } };
     const table = traffic.routeTables.get(target.service.host, target.port.number);
     if (!table) {
       request.context.responseFlags.push('NR');
@@ -142,7 +147,8 @@ async function routeRequest(
   // What goes upstream: the rewritten path and authority, the header operations.
   const path = extras.rewrite.path(request.path, selection.match) ?? request.path;
   const authority = rewriteAuthority(route, destination) ?? request.authority;
-  const headers: HeaderList = request.headers.map(([name, value]) => [name, value]);
+  // The peer metadata header is the sidecar's to send (see send()); the application's is dropped.
+  const headers: HeaderList = request.headers.filter(([name]) => name.toLowerCase() !== PEER_METADATA_HEADER).map(([name, value]) => [name, value]);
   applyRequestHeaderOperations(headers, route, destination);
 
   const body = new RequestBody(request.body);
@@ -190,10 +196,15 @@ async function attempts(deps: TrafficRouterDeps, cluster: ClusterRuntime, reques
       const endpoint = pick.target;
       retry.triedEndpoint(endpoint.key);
       request.context.upstreamHost = endpoint.key;
+      if (deps.telemetry) {
+        const { workload, labels, identity } = endpoint.endpoint;
+        request.context.telemetry = { ...request.context.telemetry, upstreamCluster: cluster.cluster.name, ...(cluster.cluster.tls.mode === 'ISTIO_MUTUAL' && cluster.cluster.location === 'MESH_INTERNAL' ? { upstreamWorkload: { workload, labels, identity } } : {}) };
+      }
 
       const admission = await admit(cluster, request.signal);
-      if (admission === 'overflow') {
+      if (typeof admission === 'string') {
         request.context.responseFlags.push('UO');
+        if (deps.telemetry) request.context.telemetry = { ...request.context.telemetry, overflow: { cluster: cluster.cluster.name, reason: admission } };
         return localReply(request, 503, `upstream overflow: the circuit breaker of ${cluster.cluster.name} is open`);
       }
       const body = out.body.forAttempt();
@@ -263,12 +274,12 @@ function timedOut(request: L7Request): L7Response {
   return localReply(request, 504, 'upstream request timeout');
 }
 
-/** Waits for the cluster's circuit breaker; 'overflow' when it refuses. */
-function admit(cluster: ClusterRuntime, signal: AbortSignal): Promise<{ release(): void } | 'overflow'> {
+/** Waits for the cluster's circuit breaker; the overflow reason when it refuses. */
+function admit(cluster: ClusterRuntime, signal: AbortSignal): Promise<{ release(): void } | string> {
   return new Promise((resolve) => {
     const admission = cluster.breaker.admit((slot) => resolve(slot));
     if (admission.kind === 'started') resolve(admission.slot);
-    else if (admission.kind === 'overflow') resolve('overflow');
+    else if (admission.kind === 'overflow') resolve(admission.reason);
     else signal.addEventListener('abort', () => admission.cancel(), { once: true });
   });
 }
@@ -285,6 +296,8 @@ function send(deps: TrafficRouterDeps, cluster: ClusterSnapshot, endpoint: Clust
       limits: cluster.connectionPool,
     });
   }
+  const metadata = deps.telemetry?.peerMetadataHeader();
+  if (metadata !== undefined) request = { ...request, headers: [...request.headers, [PEER_METADATA_HEADER, metadata]] };
   const http2Upstream = cluster.protocol === 'GRPC' || cluster.protocol === 'HTTP2' || (cluster.protocol === 'UNKNOWN' && request.protocol === 'HTTP/2');
   return deps.upstream.sendHttp(
     request,

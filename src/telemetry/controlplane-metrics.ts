@@ -45,6 +45,7 @@ export class ControlPlaneMetrics {
   private readonly revocations: Counter<'action'>;
   private readonly revoked: Gauge;
   private readonly configVersion: Gauge<'version'>;
+  private readonly configChanges: Counter<'outcome'>;
   private currentVersion: string | undefined;
   private readonly connectedByVersion = new Map<string, number>();
 
@@ -81,6 +82,12 @@ export class ControlPlaneMetrics {
     this.rootExpiry = new Gauge({ name: 'citadel_server_root_cert_expiry_timestamp', help: 'Unix time, in seconds, at which the root certificate expires.', registers });
     this.revocations = new Counter({ name: 'trellis_ca_revocations_total', help: 'Revocations added and lifted.', labelNames: ['action'], registers });
     this.revoked = new Gauge({ name: 'trellis_ca_revoked_certificates', help: 'Entries currently on the revocation list.', registers });
+    this.configChanges = new Counter({
+      name: 'trellis_config_changes_total',
+      help: 'Changed configuration sets the store loaded, by outcome (accepted: went live; refused: invalid, the previous set stays live).',
+      labelNames: ['outcome'],
+      registers,
+    });
     this.configVersion = new Gauge({ name: 'trellis_config_version_info', help: 'The configuration version the control plane serves (value 1).', labelNames: ['version'], registers });
   }
 
@@ -143,6 +150,10 @@ export class ControlPlaneMetrics {
   recordRevocation(action: 'added' | 'lifted', listSize: number): void {
     this.revocations.inc({ action });
     this.revoked.set(listSize);
+  }
+
+  recordConfigChange(outcome: 'accepted' | 'refused'): void {
+    this.configChanges.inc({ outcome });
   }
 
   setConfigVersion(version: string): void {

@@ -77,7 +77,7 @@ type Tcp = (typeof TCP_LABEL_NAMES)[number];
 
 export class ProxyMetrics {
   readonly registry = new Registry();
-  private readonly workload: WorkloadMetadata;
+  private workload: WorkloadMetadata;
   private readonly now: () => number;
 
   private readonly requests: Counter<Http>;
@@ -170,6 +170,11 @@ export class ProxyMetrics {
       labelNames: ['source', 'per'],
       registers,
     });
+  }
+
+  /** This proxy's workload metadata changed (e.g. the control plane pushed its labels). */
+  setWorkload(workload: WorkloadMetadata): void {
+    this.workload = workload;
   }
 
   recordRequest(record: RequestRecord): void {

@@ -16,6 +16,8 @@ export const FIXTURE_APPS = fileURLToPath(new URL('../../../test/fixtures/apps/'
 
 export interface ProxyReady {
   admin: number;
+  /** The metrics port (every proxy gets a free one here), null when off. */
+  metrics?: number | null;
   listening: { inbound: Record<string, number>; outbound?: number; upstreams: Record<string, number> };
   identity: string;
 }
@@ -44,6 +46,8 @@ export class MeshProcesses {
   private readonly workloads: StartedWorkload[] = [];
   admin = '';
   discovery = '';
+  /** The control plane's Prometheus scrape URL. */
+  metrics = '';
 
   private constructor() {
     this.dir = mkdtempSync(join(tmpdir(), 'trellis-e2e-'));
@@ -77,9 +81,10 @@ export class MeshProcesses {
     await waitFor(async () => {
       if (started.exitCode !== null) throw new Error(`the control plane exited:\n${this.logTail('controlplane')}`);
       if (!existsSync(record)) return false;
-      const info = JSON.parse(readFileSync(record, 'utf8')) as { discovery: string; admin: string; pid: number };
+      const info = JSON.parse(readFileSync(record, 'utf8')) as { discovery: string; admin: string; metrics?: string; pid: number };
       if (info.pid !== started.pid) return false;
       this.admin = info.admin;
+      this.metrics = info.metrics ?? `${info.admin}/metrics`;
       this.discovery = info.discovery;
       return (await httpGet(`${info.admin}/healthz/ready`).catch(() => undefined))?.status === 200;
     }, 30_000, 'control plane start');
@@ -105,6 +110,8 @@ export class MeshProcesses {
     const token = await this.token(ref);
     const args = [TRELLIS_BIN, options.app ? 'run' : 'proxy', '--mesh', this.stateDir, '--workload', ref, '--admin-port', '0', '--state', join(this.dir, 'proxies', name)];
     if (options.outboundPort) args.push('--outbound-port', '0');
+    // Many proxies share this host: each gets its own metrics port.
+    if (!options.extraArgs?.includes('--metrics-port')) args.push('--metrics-port', '0');
     for (const upstream of options.upstreams ?? []) args.push('--upstream', upstream);
     if (options.svidTtl) args.push('--svid-ttl', options.svidTtl);
     args.push(...(options.extraArgs ?? []));

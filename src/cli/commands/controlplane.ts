@@ -13,16 +13,19 @@ export function registerControlPlane(program: Command): void {
     .requiredOption('--config <dir>', 'directory of Istio/Trellis YAML, watched for changes')
     .requiredOption('--state <dir>', 'state directory: the mesh CA (<state>/ca) and first-seen timestamps; created if missing')
     .option('--discovery-port <port>', 'discovery port (gRPC over mTLS)', String(DEFAULT_DISCOVERY_PORT))
-    .option('--admin-port <port>', 'admin API port (HTTP, loopback only)', String(DEFAULT_ADMIN_PORT))
+    .option('--admin-port <port>', 'admin API port (HTTP, loopback only); it also serves Prometheus metrics at /metrics', String(DEFAULT_ADMIN_PORT))
+    .option('--metrics-port <port>', 'an extra listener for Prometheus metrics only, e.g. with --metrics-host for a Prometheus on another host (0: any free port; default: none, scrape the admin port)')
+    .option('--metrics-host <address>', 'address the --metrics-port listener binds', '127.0.0.1')
     .option('--host <address>', 'address the discovery port listens on', '127.0.0.1')
     .option('--trust-domain <name>', 'trust domain for a new CA when the config has no MeshConfig trustDomain (default cluster.local)')
-    .action(async (opts: { config: string; state: string; discoveryPort: string; adminPort: string; host: string; trustDomain?: string }) => {
+    .action(async (opts: { config: string; state: string; discoveryPort: string; adminPort: string; host: string; trustDomain?: string; metricsPort?: string; metricsHost: string }) => {
       const cp = await startControlPlane({
         configDir: opts.config,
         stateDir: opts.state,
         host: opts.host,
         discoveryPort: parsePort(opts.discoveryPort, '--discovery-port'),
         adminPort: parsePort(opts.adminPort, '--admin-port'),
+        ...(opts.metricsPort === undefined ? {} : { metrics: { host: opts.metricsHost, port: parsePort(opts.metricsPort, '--metrics-port') } }),
         ...(opts.trustDomain === undefined ? {} : { trustDomain: opts.trustDomain }),
       });
       await Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')]);

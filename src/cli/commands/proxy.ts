@@ -16,7 +16,7 @@ export function registerProxy(program: Command): void {
   proxyFlags(program.command('proxy').description('run a sidecar proxy for one workload (the application runs separately)')).action(async (opts: ProxyFlags) => {
     const options = await proxyOptions(opts);
     const proxy = await startProxy(options, parseDuration(opts.readyTimeout));
-    printLine(JSON.stringify({ event: 'proxy.ready', workload: opts.workload, admin: proxy.adminPort, listening: proxy.sidecar.listening }));
+    printLine(JSON.stringify({ event: 'proxy.ready', workload: opts.workload, admin: proxy.adminPort, metrics: proxy.metricsPort ?? null, listening: proxy.sidecar.listening }));
     await untilSignal();
     await proxy.stop();
   });
@@ -55,6 +55,9 @@ interface ProxyFlags {
   svidTtl?: string;
   readyTimeout: string;
   logLevel: string;
+  metricsPort?: string;
+  metricsHost: string;
+  accessLog: string;
 }
 
 function proxyFlags(command: Command): Command {
@@ -75,6 +78,9 @@ function proxyFlags(command: Command): Command {
     .option('--admin-port <port>', 'admin endpoint on 127.0.0.1 (0: any free port)', '15000')
     .option('--inbound-host <host>', 'bind inbound listeners here instead of the WorkloadEntry address')
     .option('--svid-ttl <duration>', "certificate lifetime to ask for (default: the CA's, 1h)")
+    .option('--metrics-port <port|off>', `Prometheus metrics at /metrics and /stats/prometheus (0: any free port; off: none) (default: ${DEFAULT_METRICS_PORT}, skipped with a warning if taken)`)
+    .option('--metrics-host <address>', 'address the metrics port listens on (e.g. 0.0.0.0 for a Prometheus on another host)', '127.0.0.1')
+    .option('--access-log <path|stdout|stderr|off>', 'JSON access log, one line per request or TCP connection', 'off')
     .option('--ready-timeout <duration>', 'give up (exit 1) if the proxy is not serving by then', '30s')
     .option('--log-level <level>', 'debug, info, warn or error', 'info');
 }
@@ -113,6 +119,8 @@ async function proxyOptions(opts: ProxyFlags): Promise<ProxyOptions> {
     ...(opts.svidTtl ? { svidTtlSeconds: Math.max(1, Math.round(parseDuration(opts.svidTtl) / 1000)) } : {}),
     ...(trustDomain ? { trustDomain } : {}),
     ...(rootNamespace ? { rootNamespace } : {}),
+    ...metricsOption(opts),
+    ...(opts.accessLog === 'off' || opts.accessLog === '' ? {} : { accessLog: opts.accessLog }),
     // Logs go to stderr: stdout belongs to the application under `trellis run`.
     log: pino({ level: opts.logLevel, base: { workload: opts.workload } }, pino.destination(2)),
   };
@@ -162,6 +170,16 @@ function untilSignal(): Promise<void> {
     process.once('SIGINT', () => resolve());
     process.once('SIGTERM', () => resolve());
   });
+}
+
+/** Istio's proxy metrics port. */
+export const DEFAULT_METRICS_PORT = 15020;
+
+function metricsOption(opts: ProxyFlags): Pick<ProxyOptions, 'metrics'> {
+  if (opts.metricsPort === 'off') return {};
+  // Only a port given on purpose must be served; the default gives way to another proxy on the host.
+  const port = opts.metricsPort === undefined ? DEFAULT_METRICS_PORT : parsePort(opts.metricsPort, '--metrics-port');
+  return { metrics: { host: opts.metricsHost, port, required: opts.metricsPort !== undefined } };
 }
 
 function parseAppPorts(values: string[]): Record<string, number> | number {

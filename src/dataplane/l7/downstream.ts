@@ -5,9 +5,10 @@
  */
 import http from 'node:http';
 import http2 from 'node:http2';
+import { performance } from 'node:perf_hooks';
 import type { Duplex, Readable, Writable } from 'node:stream';
 import type { ConnectionInfo } from '../connection.js';
-import { fromRawHeaders, type HeaderList, removeHeader, stripHopByHop } from '../headers.js';
+import { fromRawHeaders, getHeader, type HeaderList, removeHeader, stripHopByHop } from '../headers.js';
 import { localReply } from './local-reply.js';
 import { forward, writeAll } from './streams.js';
 import type { L7Handler, L7Request, L7Response } from './types.js';
@@ -16,6 +17,28 @@ export interface DownstreamOptions {
   handler: L7Handler;
   /** Reports handler failures (the client gets a 500/503). */
   onError?: (error: unknown, request: L7Request) => void;
+  /**
+   * Called once per request after the response was written (or failed), for metrics and the
+   * access log. Synchronous and must not throw; without it nothing is measured.
+   */
+  onComplete?: (request: L7Request, outcome: RequestOutcome) => void;
+}
+
+/** How one request went, as the downstream side saw it. */
+export interface RequestOutcome {
+  /** Epoch milliseconds when the request reached the pipeline. */
+  readonly startTime: number;
+  readonly durationMs: number;
+  /** Until the response headers were ready (upstream time for proxied requests). */
+  readonly headersMs?: number;
+  /** The path as received, before normalization and rewrites. */
+  readonly path: string;
+  /** 0 when no response was produced. */
+  readonly responseCode: number;
+  readonly grpcStatus?: number;
+  /** Header sizes (names + values, as Envoy's byteSize) plus body bytes. */
+  readonly requestBytes: number;
+  readonly responseBytes: number;
 }
 
 /** Node's header limits, raised to Envoy's default of 60 KiB. */
@@ -66,7 +89,7 @@ export function createHttp1Server(options: DownstreamOptions): DownstreamServer 
       signal: controller.signal,
       context: { responseFlags: [] },
     };
-    run(options, request, (response) => writeHttp1(res, response));
+    run(options, request, (response, count) => writeHttp1(res, response, count));
   });
   // Tolerate slow or idle keep-alive clients like Envoy does; each request has its own limits.
   server.headersTimeout = 60_000;
@@ -124,7 +147,7 @@ export function createHttp2Server(options: DownstreamOptions): DownstreamServer 
       signal: controller.signal,
       context: { responseFlags: [] },
     };
-    run(options, request, (response) => writeHttp2(stream, response));
+    run(options, request, (response, count) => writeHttp2(stream, response, count));
   });
   return {
     server,
@@ -151,7 +174,8 @@ export function parseRequestTarget(target: string, hostHeader: string): { author
   return { authority: match[1] ?? hostHeader, path: path === '' ? '/' : path.startsWith('?') ? `/${path}` : path };
 }
 
-function run(options: DownstreamOptions, request: L7Request, write: (response: L7Response) => Promise<void>): void {
+function run(options: DownstreamOptions, request: L7Request, write: (response: L7Response, count?: (bytes: number) => void) => Promise<void>): void {
+  if (options.onComplete) return measured(options, options.onComplete, request, write);
   options
     .handler(request)
     .catch((error: unknown) => {
@@ -165,14 +189,80 @@ function run(options: DownstreamOptions, request: L7Request, write: (response: L
     });
 }
 
-async function writeHttp1(res: http.ServerResponse, response: L7Response): Promise<void> {
+/** `run` with measurements: sizes, timings and the outcome reported through `onComplete`. */
+function measured(options: DownstreamOptions, onComplete: NonNullable<DownstreamOptions['onComplete']>, request: L7Request, write: (response: L7Response, count?: (bytes: number) => void) => Promise<void>): void {
+  const started = performance.now();
+  const startTime = Date.now();
+  const path = request.path;
+  const requestBody = meterBody(request.body);
+  const requestHeaderBytes = request.method.length + path.length + request.authority.length + headerBytes(request.headers);
+  let response: L7Response | undefined;
+  let headersMs: number | undefined;
+  let responseBytes = 0;
+  options
+    .handler(request)
+    .catch((error: unknown) => {
+      options.onError?.(error, request);
+      request.context.responseFlags.push('DPE');
+      return localReply(request, 500, 'internal proxy error');
+    })
+    .then((result) => {
+      response = result;
+      headersMs = performance.now() - started;
+      responseBytes = String(result.status).length + headerBytes(result.headers);
+      return write(result, (bytes) => (responseBytes += bytes));
+    })
+    .catch(() => {
+      // The downstream went away while we wrote: nothing left to tell it.
+    })
+    .finally(() => {
+      try {
+        const grpcStatus = response ? grpcStatusOf(response) : undefined;
+        onComplete(request, {
+          startTime,
+          durationMs: performance.now() - started,
+          ...(headersMs === undefined ? {} : { headersMs }),
+          path,
+          responseCode: response?.status ?? 0,
+          ...(grpcStatus === undefined ? {} : { grpcStatus }),
+          requestBytes: requestHeaderBytes + requestBody.bytes,
+          responseBytes,
+        });
+      } catch (error) {
+        options.onError?.(error, request);
+      }
+    });
+}
+
+/**
+ * Counts the bytes of a body without changing how it is read: the listener is attached only
+ * once a consumer set the stream flowing (pipe, a 'data' listener), so no chunk is lost.
+ */
+function meterBody(body: Readable): { bytes: number } {
+  const meter = { bytes: 0 };
+  body.once('resume', () => body.on('data', (chunk: Buffer | string) => (meter.bytes += chunk.length)));
+  return meter;
+}
+
+function headerBytes(headers: HeaderList): number {
+  let bytes = 0;
+  for (const [name, value] of headers) bytes += name.length + value.length;
+  return bytes;
+}
+
+function grpcStatusOf(response: L7Response): number | undefined {
+  const value = getHeader(response.trailers?.() ?? [], 'grpc-status') ?? getHeader(response.headers, 'grpc-status');
+  return value !== undefined && /^\d+$/.test(value) ? Number(value) : undefined;
+}
+
+async function writeHttp1(res: http.ServerResponse, response: L7Response, count?: (bytes: number) => void): Promise<void> {
   if (res.destroyed) return;
   const headers = stripHopByHop(response.headers);
   res.writeHead(response.status, headers.flatMap(([name, value]) => [name, value]));
-  await writeBody(response.body, res);
+  await writeBody(response.body, res, count);
 }
 
-async function writeHttp2(stream: http2.ServerHttp2Stream, response: L7Response): Promise<void> {
+async function writeHttp2(stream: http2.ServerHttp2Stream, response: L7Response, count?: (bytes: number) => void): Promise<void> {
   if (stream.destroyed || stream.closed) return;
   const headers: http2.OutgoingHttpHeaders = { ':status': response.status };
   for (const [name, value] of stripHopByHop(response.headers)) appendHeader(headers, name.toLowerCase(), value);
@@ -192,11 +282,18 @@ async function writeHttp2(stream: http2.ServerHttp2Stream, response: L7Response)
       stream.sendTrailers(outgoing);
     });
   }
-  await writeBody(response.body, stream);
+  await writeBody(response.body, stream, count);
 }
 
-function writeBody(body: Readable | Buffer, sink: Writable): Promise<void> {
-  return Buffer.isBuffer(body) ? writeAll(sink, body) : forward(body, sink);
+function writeBody(body: Readable | Buffer, sink: Writable, count?: (bytes: number) => void): Promise<void> {
+  if (Buffer.isBuffer(body)) {
+    count?.(body.length);
+    return writeAll(sink, body);
+  }
+  const done = forward(body, sink);
+  // Attached in the same tick as the pipe: the stream starts flowing on the next one.
+  if (count) body.on('data', (chunk: Buffer | string) => count(chunk.length));
+  return done;
 }
 
 function appendHeader(headers: http2.OutgoingHttpHeaders, name: string, value: string): void {

@@ -10,6 +10,7 @@ import type { ConnectionInfo } from '../connection.js';
 import { getHeader, type HeaderList, removeHeader, setHeader } from '../headers.js';
 import type { InboundPolicy } from '../inbound-policy.js';
 import type { LocalRateLimiter } from '../../traffic/index.js';
+import { decodePeerMetadata, PEER_METADATA_HEADER } from '../../telemetry/peer-metadata.js';
 import { localReply } from './local-reply.js';
 import type { L7Layer, L7Request } from './types.js';
 
@@ -51,6 +52,7 @@ function rateLimit(deps: InboundLayerDeps): L7Layer {
     });
     if (decision.allowed) return next(request);
     request.context.responseFlags.push('RL');
+    request.context.telemetry = { ...request.context.telemetry, rateLimited: { source: decision.source, per: decision.per } };
     return Promise.resolve(
       localReply(request, 429, 'local_rate_limited', [
         ['retry-after', String(decision.retryAfterSeconds)],
@@ -69,6 +71,14 @@ function sanitize(deps: InboundLayerDeps): L7Layer {
   return (next) => (request) => {
     let headers = removeHeader(request.headers, XFCC);
     const peer = request.connection.peer;
+    // The caller sidecar's workload metadata: for telemetry only, believed only from a verified
+    // peer in the namespace it claims, and never passed to the application.
+    const peerMetadata = getHeader(headers, PEER_METADATA_HEADER);
+    if (peerMetadata !== undefined) {
+      headers = removeHeader(headers, PEER_METADATA_HEADER);
+      const decoded = peer ? decodePeerMetadata(peerMetadata, peer.identity.serviceAccount?.namespace) : undefined;
+      if (decoded) request.context.telemetry = { ...request.context.telemetry, peerMetadata: decoded };
+    }
     if (peer) headers.push([XFCC, `By=${deps.ownIdentity()};Hash=${peer.certSha256};URI=${peer.identity.toString()}`]);
     headers = setHeader(headers, 'x-forwarded-proto', request.scheme);
     if (getHeader(headers, 'x-request-id') === undefined) headers.push(['x-request-id', randomUUID()]);

@@ -4,6 +4,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { ConnectionInfo } from '../connection.js';
+import type { WorkloadMetadata } from '../../telemetry/istio-labels.js';
 import type { HeaderList } from '../headers.js';
 
 export type HttpProtocol = 'HTTP/1.1' | 'HTTP/2';
@@ -34,6 +35,23 @@ export interface RequestContext {
   /** `iss/sub` of a verified JWT. */
   requestPrincipal?: string;
   upstreamHost?: string;
+  /** For telemetry (metrics, access log); set where the facts become known. */
+  telemetry?: RequestTelemetryContext;
+}
+
+/** What metrics and the access log need beyond the request itself. */
+export interface RequestTelemetryContext {
+  /** Outbound: the service the route resolved. */
+  service?: { host: string; namespace?: string };
+  /** Outbound: the mesh endpoint the (last) attempt went to. */
+  upstreamWorkload?: { workload: string; labels: Readonly<Record<string, string>>; identity: string };
+  upstreamCluster?: string;
+  /** Inbound: the caller's workload, from a verified mesh peer's metadata header. */
+  peerMetadata?: WorkloadMetadata;
+  /** Inbound: the RateLimit bucket that refused the request. */
+  rateLimited?: { source: string; per: 'workload' | 'caller' };
+  /** Outbound: the circuit breaker that refused the request. */
+  overflow?: { cluster: string; reason: string };
 }
 
 export interface L7Response {

@@ -38,12 +38,17 @@ export interface WorkloadOptions {
   extraArgs?: string[];
 }
 
+/** Generous: on a loaded 2-core machine a proxy's start (key generation, join, first push) can take many seconds. */
+const START_TIMEOUT_MS = 90_000;
+
 export class MeshProcesses {
   readonly dir: string;
   readonly configDir: string;
   readonly stateDir: string;
   private controlPlane: ChildProcess | undefined;
   private readonly workloads: StartedWorkload[] = [];
+  private readonly spawned = new Set<ChildProcess>();
+  private stopping = false;
   admin = '';
   discovery = '';
   /** The control plane's Prometheus scrape URL. */
@@ -87,7 +92,7 @@ export class MeshProcesses {
       this.metrics = info.metrics ?? `${info.admin}/metrics`;
       this.discovery = info.discovery;
       return (await httpGet(`${info.admin}/healthz/ready`).catch(() => undefined))?.status === 200;
-    }, 30_000, 'control plane start');
+    }, START_TIMEOUT_MS, 'control plane start');
   }
 
   /** Kills the control plane (SIGKILL: no goodbye to the proxies). */
@@ -123,7 +128,7 @@ export class MeshProcesses {
       if (child.exitCode !== null) throw new Error(`${ref} exited:\n${this.logTail(name)}`);
       ready = readyLine(log);
       return ready !== undefined;
-    }, 30_000, `${ref} ready`);
+    }, START_TIMEOUT_MS, `${ref} ready`);
     const started = { ref, process: child, ready: ready as ProxyReady, log };
     this.workloads.push(started);
     return started;
@@ -136,7 +141,7 @@ export class MeshProcesses {
       if (!body || body.status !== 200) return false;
       const proxies = (JSON.parse(body.body) as { proxies: Array<{ types: Record<string, { status: string }> }> }).proxies;
       return proxies.filter((proxy) => Object.values(proxy.types).every((type) => type.status === 'SYNCED')).length >= count;
-    }, 30_000, `${count} proxies synced`);
+    }, START_TIMEOUT_MS, `${count} proxies synced`);
   }
 
   logTail(name: string, lines = 30): string {
@@ -148,7 +153,9 @@ export class MeshProcesses {
   }
 
   async stop(): Promise<void> {
-    const children = [...this.workloads.map((workload) => workload.process), ...(this.controlPlane ? [this.controlPlane] : [])];
+    this.stopping = true;
+    // Every process ever spawned, including one whose start timed out or is still starting.
+    const children = [...this.spawned];
     await Promise.all(
       children.map(
         (child) =>
@@ -169,9 +176,12 @@ export class MeshProcesses {
   }
 
   private spawnLogged(name: string, args: string[], env: NodeJS.ProcessEnv = {}): ChildProcess {
+    if (this.stopping) throw new Error(`the mesh is stopping: not starting ${name}`);
     const fd = openSync(join(this.dir, 'logs', `${name}.log`), 'a');
     try {
-      return spawn(process.execPath, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
+      const child = spawn(process.execPath, args, { stdio: ['ignore', fd, fd], env: { ...process.env, ...env } });
+      this.spawned.add(child);
+      return child;
     } finally {
       closeSync(fd);
     }

@@ -5,6 +5,7 @@
  *   GET /status        config health: live version, last change, errors with file:line
  *   GET /debug/syncz   every connected proxy and its per-type sync state
  *   GET /healthz/ready 200 once the control plane serves discovery
+ *   GET /audit         the mesh's audit records as newline-delimited JSON (see AuditHub.serve)
  */
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -16,6 +17,8 @@ export interface AdminRoutes {
   status: () => unknown;
   syncz: () => unknown;
   ready: () => boolean;
+  /** A streaming endpoint: writes the response itself. */
+  audit?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
@@ -56,6 +59,9 @@ function handle(req: IncomingMessage, res: ServerResponse, routes: AdminRoutes, 
         return send(res, 200, routes.syncz());
       case '/healthz/ready':
         return routes.ready() ? send(res, 200, { ready: true }) : send(res, 503, { ready: false });
+      case '/audit':
+        if (routes.audit) return routes.audit(req, res);
+        return send(res, 404, { error: 'this control plane has no audit stream' });
       default:
         return send(res, 404, { error: `no such endpoint ${path}; try /status, /debug/syncz or /healthz/ready` });
     }

@@ -8,7 +8,9 @@ import type { Logger } from 'pino';
 import { errorMessage, isTrellisError } from '../api/errors.js';
 import type { TrustBundle } from '../identity/bundle.js';
 import { readSvidFiles, type Svid, writeSvidFiles } from '../identity/svid.js';
+import type { AllowSampling, AuditSinkSpec } from '../api/audit-config.js';
 import { AdminServer } from './admin.js';
+import { ProxyAudit } from './audit.js';
 import { DiscoveryClient } from './discovery-client.js';
 import { Sidecar, type SidecarOptions, type UpstreamBinding } from './sidecar.js';
 
@@ -36,12 +38,15 @@ export interface ProxyOptions {
   rootNamespace?: string;
   /** Requested certificate lifetime (default: the CA's, 1h). */
   svidTtlSeconds?: number;
+  /** Audit log: local sinks besides the control plane, and this proxy's allow sampling (overrides MeshConfig). */
+  audit?: { sinks?: AuditSinkSpec[]; allows?: AllowSampling };
   log: Logger;
 }
 
 export interface RunningProxy {
   sidecar: Sidecar;
   client: DiscoveryClient;
+  audit: ProxyAudit;
   adminPort: number;
   /** The HTTP proxy port, once listening. */
   outboundPort: number | undefined;
@@ -81,6 +86,15 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
     client = newClient({ kept });
     svid = await client.bootstrap();
   }
+  const reporter = client;
+  const audit = new ProxyAudit({
+    sinks: options.audit?.sinks ?? [],
+    ...(options.audit?.allows === undefined ? {} : { allows: options.audit.allows }),
+    report: (records) => reporter.reportAudit(records),
+    workload: () => reporter.snapshot?.workload,
+    configuredAllows: () => reporter.snapshot?.inbound.audit?.allows,
+    log,
+  });
   const sidecarOptions: SidecarOptions = {
     localHost: '127.0.0.1',
     app: { host: options.appHost ?? '127.0.0.1', ports: options.appPorts },
@@ -96,11 +110,13 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
           'request denied',
         );
       }
+      audit.onRequest(request, decision);
     },
     onConnectionDecision: (connection, decision) => {
       if (decision.decision === 'DENY') {
         log.info({ event: 'authz.deny', protocol: 'tcp', source: connection.peer?.identity.toString() ?? connection.sourceIp, port: connection.destPort, policy: decision.policy, reason: decision.reason }, 'connection denied');
       }
+      audit.onConnection(connection, decision);
     },
   };
   const built = new Sidecar(sidecarOptions, svid, client.trustBundle);
@@ -121,20 +137,23 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
   } catch (err) {
     // Leave nothing running behind a proxy that could not start.
     client.stop();
-    await Promise.all([built.close(), admin.close()]);
+    await Promise.all([built.close(), admin.close(), audit.close()]);
     throw err;
   }
   log.info({ event: 'proxy.ready', admin: adminPort, listening: built.listening, identity: svid.id.toString() }, 'proxy ready');
   return {
     sidecar: built,
     client,
+    audit,
     adminPort,
     get outboundPort() {
       return built.listening.outbound;
     },
     async stop() {
-      client.stop();
       await Promise.all([built.close(), admin.close()]);
+      // The last decisions reach the control plane before the channel closes.
+      await audit.close();
+      client.stop();
     },
   };
 }

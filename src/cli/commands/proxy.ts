@@ -9,6 +9,8 @@ import { readControlPlaneRecord } from '../../controlplane/controlplane.js';
 import { type ProxyOptions, type RunningProxy, startProxy } from '../../dataplane/proxy.js';
 import type { UpstreamBinding } from '../../dataplane/sidecar.js';
 import { parseDuration } from '../../api/duration.js';
+import { type AllowSampling, type AuditSinkSpec, parseAllowSampling, parseAuditSinkSpec } from '../../api/audit-config.js';
+import { errorMessage } from '../../api/errors.js';
 import { printLine, usageError } from '../output.js';
 
 /** `trellis proxy` (a sidecar alone) and `trellis run` (an application with its sidecar). */
@@ -55,6 +57,8 @@ interface ProxyFlags {
   svidTtl?: string;
   readyTimeout: string;
   logLevel: string;
+  audit: string[];
+  auditAllows?: string;
 }
 
 function proxyFlags(command: Command): Command {
@@ -75,6 +79,8 @@ function proxyFlags(command: Command): Command {
     .option('--admin-port <port>', 'admin endpoint on 127.0.0.1 (0: any free port)', '15000')
     .option('--inbound-host <host>', 'bind inbound listeners here instead of the WorkloadEntry address')
     .option('--svid-ttl <duration>', "certificate lifetime to ask for (default: the CA's, 1h)")
+    .option('--audit <sink>', 'also write this proxy\'s audit records here (repeatable): stdout, file:PATH, syslog+udp://HOST:PORT, syslog+tcp://…, syslog+tls://…, or an https:// webhook; they always go to the control plane', collect, [])
+    .option('--audit-allows <all|none|fraction>', 'which allowed requests this proxy audits (denials always are); overrides MeshConfig audit.allows')
     .option('--ready-timeout <duration>', 'give up (exit 1) if the proxy is not serving by then', '30s')
     .option('--log-level <level>', 'debug, info, warn or error', 'info');
 }
@@ -113,9 +119,19 @@ async function proxyOptions(opts: ProxyFlags): Promise<ProxyOptions> {
     ...(opts.svidTtl ? { svidTtlSeconds: Math.max(1, Math.round(parseDuration(opts.svidTtl) / 1000)) } : {}),
     ...(trustDomain ? { trustDomain } : {}),
     ...(rootNamespace ? { rootNamespace } : {}),
+    audit: auditOptions(opts),
     // Logs go to stderr: stdout belongs to the application under `trellis run`.
     log: pino({ level: opts.logLevel, base: { workload: opts.workload } }, pino.destination(2)),
   };
+}
+
+function auditOptions(opts: ProxyFlags): { sinks: AuditSinkSpec[]; allows?: AllowSampling } {
+  try {
+    const sinks = opts.audit.map(parseAuditSinkSpec);
+    return { sinks, ...(opts.auditAllows === undefined ? {} : { allows: parseAllowSampling(opts.auditAllows) }) };
+  } catch (err) {
+    throw usageError(errorMessage(err));
+  }
 }
 
 /** Starts the application once the sidecar is ready, forwards signals, and ends with it. */

@@ -137,7 +137,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   try {
     await store.start();
     cleanup.push(() => store.stop());
-    audit.configure(store.current()?.config.mesh.audit.sinks ?? []);
+    audit.configure(store.current()?.config.mesh.audit?.sinks ?? []);
     const ca = await openOrCreateCa(caDir, store.current()?.config, options.trustDomain, store.errors().length > 0);
     const caAudit = new CaAuditFollower(join(caDir, CA_FILES.audit), (record) => audit.record(record), logger);
     await caAudit.start();
@@ -202,7 +202,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     cleanup.push(() => server.stop());
     const unsubscribe = store.onChange((state) => {
       server.setConfig(effective(state));
-      audit.configure(state.config.mesh.audit.sinks);
+      audit.configure(state.config.mesh.audit?.sinks ?? []);
     });
     cleanup.push(unsubscribe);
 

@@ -91,7 +91,8 @@ function inboundSnapshot(config: ConfigSet, registry: Registry, workload: Regist
     .sort(([a], [b]) => a - b)
     .map(([port, entry]) => ({ name: entry.name, port, protocol: entry.declared ?? entry.named, mtls: policy.mtlsForPort(port) }));
   // Absent means the default (`none`): snapshots of meshes without audit settings stay as they were.
-  const audit = config.mesh.audit.allows === 'none' ? undefined : { allows: config.mesh.audit.allows };
+  const allows = config.mesh.audit?.allows ?? 'none';
+  const audit = allows === 'none' ? undefined : { allows };
   return { ports: inboundPorts, ...(rateLimits.length === 0 ? {} : { rateLimits }), ...(audit ? { audit } : {}), policy: policy.policy };
 }
 

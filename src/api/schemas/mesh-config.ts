@@ -40,7 +40,8 @@ export interface MeshSettings {
   readonly defaultAuthorization: DefaultAuthorization;
   readonly pathNormalization: PathNormalization;
   readonly outboundTrafficPolicy: OutboundTrafficMode;
-  readonly audit: { readonly allows: AllowSampling; readonly sinks: readonly string[] };
+  /** Present only when the MeshConfig has `audit`; absent means allows `none`, no extra sinks. */
+  readonly audit?: { readonly allows: AllowSampling; readonly sinks: readonly string[] };
 }
 
 /** Istio's defaults: an Istio mesh means the same thing under Trellis. */
@@ -50,8 +51,10 @@ export const DEFAULT_MESH_SETTINGS: MeshSettings = {
   defaultAuthorization: 'ALLOW',
   pathNormalization: 'BASE',
   outboundTrafficPolicy: 'ALLOW_ANY',
-  audit: { allows: 'none', sinks: [] },
 };
+
+/** The audit settings without MeshConfig `audit`: allows are not recorded, no sinks besides <state>/audit.log. */
+export const DEFAULT_AUDIT_SETTINGS: { readonly allows: AllowSampling; readonly sinks: readonly string[] } = { allows: 'none', sinks: [] };
 
 export function resolveMeshSettings(spec: MeshConfigSpec | undefined): MeshSettings {
   return {
@@ -60,16 +63,16 @@ export function resolveMeshSettings(spec: MeshConfigSpec | undefined): MeshSetti
     defaultAuthorization: spec?.defaultAuthorization ?? DEFAULT_MESH_SETTINGS.defaultAuthorization,
     pathNormalization: spec?.pathNormalization ?? DEFAULT_MESH_SETTINGS.pathNormalization,
     outboundTrafficPolicy: spec?.outboundTrafficPolicy?.mode ?? DEFAULT_MESH_SETTINGS.outboundTrafficPolicy,
-    audit: { allows: resolveAllows(spec?.audit?.allows), sinks: spec?.audit?.sinks ?? [] },
+    ...(spec?.audit === undefined ? {} : { audit: { allows: resolveAllows(spec.audit.allows), sinks: spec.audit.sinks ?? [] } }),
   };
 }
 
 /** An invalid value is reported by validation (src/api/validate/mesh-config.ts); here it falls back to the default. */
 function resolveAllows(value: string | number | undefined): AllowSampling {
-  if (value === undefined) return DEFAULT_MESH_SETTINGS.audit.allows;
+  if (value === undefined) return DEFAULT_AUDIT_SETTINGS.allows;
   try {
     return parseAllowSampling(String(value));
   } catch {
-    return DEFAULT_MESH_SETTINGS.audit.allows;
+    return DEFAULT_AUDIT_SETTINGS.allows;
   }
 }

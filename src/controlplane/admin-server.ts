@@ -6,6 +6,7 @@
  *   GET /debug/syncz   every connected proxy and its per-type sync state
  *   GET /healthz/ready 200 once the control plane serves discovery
  *   GET /metrics       Prometheus metrics (also /stats/prometheus), like istiod's 15014
+ *   GET /audit         the mesh's audit records as newline-delimited JSON (see AuditHub.serve)
  */
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -19,6 +20,8 @@ export interface AdminRoutes {
   ready: () => boolean;
   /** Prometheus text exposition (GET /metrics, /stats/prometheus), as istiod serves on 15014. */
   metrics?: () => Promise<{ contentType: string; body: string }>;
+  /** A streaming endpoint: writes the response itself. */
+  audit?: (req: IncomingMessage, res: ServerResponse) => void;
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
@@ -63,6 +66,9 @@ function handle(req: IncomingMessage, res: ServerResponse, routes: AdminRoutes, 
       case '/stats/prometheus':
         if (routes.metrics) return sendMetrics(res, routes.metrics, logger);
         return send(res, 404, { error: 'metrics are not enabled' });
+      case '/audit':
+        if (routes.audit) return routes.audit(req, res);
+        return send(res, 404, { error: 'this control plane has no audit stream' });
       default:
         return send(res, 404, { error: `no such endpoint ${path}; try /status, /debug/syncz, /healthz/ready or /metrics` });
     }

@@ -29,6 +29,14 @@ export interface ConfigStoreStatus {
   readonly warnings: readonly ConfigDiagnostic[];
 }
 
+/** A change the store refused: the live version (if any) stays. */
+export interface ConfigRefusal {
+  readonly version: string;
+  readonly liveVersion?: string;
+  readonly errors: readonly ConfigDiagnostic[];
+  readonly at: Date;
+}
+
 /** Extra, store-independent checks on a candidate set (e.g. settings that need a restart). */
 export type ConfigValidator = (config: ConfigSet) => ConfigDiagnostic[];
 
@@ -39,6 +47,8 @@ export interface ConfigStore {
   current(): ConfigState | undefined;
   /** Called after every accepted change. Returns an unsubscribe function. */
   onChange(listener: (state: ConfigState) => void): () => void;
+  /** Called after every refused change (for the audit log). Returns an unsubscribe function. */
+  onRefused?(listener: (refusal: ConfigRefusal) => void): () => void;
   /** The errors of the latest change when it was refused; empty when the live set is the latest. */
   errors(): readonly ConfigDiagnostic[];
   status(): ConfigStoreStatus;

@@ -21,6 +21,9 @@ import { SpiffeId } from '../identity/spiffe-id.js';
 import { CONTROL_PLANE_SERVICE_ACCOUNT, DEFAULT_DISCOVERY_PORT } from '../mesh/discovery-protocol.js';
 import type { InboundPolicySelector } from '../mesh/inbound-policy.js';
 import { AdminServer } from './admin-server.js';
+import { AuditHub } from './audit-hub.js';
+import { recordConfigAudit } from './config-audit.js';
+import { CaAuditFollower } from './ca-audit-follower.js';
 import { CaWatcher } from './ca-watcher.js';
 import type { ConfigState, ConfigStoreStatus } from './config-store.js';
 import { DiscoveryServer } from './discovery-server.js';
@@ -140,10 +143,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     cleanup.length = 0;
   };
 
+  // The mesh's audit log: closed last, so the events of the shutdown itself are written.
+  const audit = new AuditHub({ stateDir, logger });
+  cleanup.push(() => audit.close());
+  const auditConfig = recordConfigAudit(store, (record) => audit.record(record));
+  cleanup.push(auditConfig);
+
   try {
     await store.start();
     cleanup.push(() => store.stop());
+    audit.configure(store.current()?.config.mesh.audit?.sinks ?? []);
     const ca = await openOrCreateCa(caDir, store.current()?.config, options.trustDomain, store.errors().length > 0);
+    const caAudit = new CaAuditFollower(join(caDir, CA_FILES.audit), (record) => audit.record(record), logger);
+    await caAudit.start();
+    cleanup.push(() => caAudit.stop());
     const trustDomain = await ca.trustDomain();
     // With no valid config yet, keep the root namespace of the last run rather than assume the default.
     const rootNamespace = store.current()?.config.mesh.rootNamespace ?? previousRootNamespace(stateDir) ?? 'istio-system';
@@ -211,12 +224,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         metrics,
         ...(options.pushDebounceMs === undefined ? {} : { debounceMs: options.pushDebounceMs }),
         ...(options.selectPolicy === undefined ? {} : { selectPolicy: options.selectPolicy }),
+        onAudit: (record) => audit.record(record),
       },
       initial === undefined ? undefined : effective(initial),
     );
     late.discovery = server;
     cleanup.push(() => server.stop());
-    const unsubscribe = store.onChange((state) => server.setConfig(effective(state)));
+    const unsubscribe = store.onChange((state) => {
+      server.setConfig(effective(state));
+      audit.configure(state.config.mesh.audit?.sinks ?? []);
+    });
     cleanup.push(unsubscribe);
 
     const discoveryAddress = `${host.includes(':') ? `[${host}]` : host}:${server.port}`;
@@ -234,7 +251,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       host: '127.0.0.1',
       port: options.adminPort ?? DEFAULT_ADMIN_PORT,
       logger,
-      routes: { status, syncz: () => ({ proxies: server.syncz() }), ready: () => store.current() !== undefined, metrics: () => metrics.exposition() },
+      routes: { status, syncz: () => ({ proxies: server.syncz() }), ready: () => store.current() !== undefined, metrics: () => metrics.exposition(), audit: (req, res) => audit.serve(req, res) },
     });
     cleanup.push(() => admin.stop());
     const adminUrl = `http://127.0.0.1:${admin.port}`;

@@ -5,6 +5,8 @@
  *                                          needed), renewal over mTLS for the caller's identity
  *   Discovery.Stream                       a proxy, authenticated by its SVID, subscribes to
  *                                          its snapshot's four resource types
+ *   Audit.Report                           a proxy, authenticated by its SVID, reports a batch
+ *                                          of audit records (handed to `onAudit`)
  *
  * Every RPC except the two bootstrap calls requires a client SVID that verifies against the
  * current bundle and revocations. A stream's first request names the WorkloadEntry; the SVID
@@ -23,6 +25,8 @@ import type { SpiffeId } from '../identity/spiffe-id.js';
 import type { Svid } from '../identity/svid.js';
 import { compileSnapshot, snapshotVersions } from '../mesh/compile.js';
 import {
+  AUDIT_METHODS,
+  type AuditReportResponse,
   CERTIFICATE_METHODS,
   type CreateCertificateResponse,
   type DescribeTokenResponse,
@@ -37,7 +41,8 @@ import type { TrustSnapshot } from '../mesh/snapshot.js';
 import type { ControlPlaneMetrics } from '../telemetry/controlplane-metrics.js';
 import type { ConfigState } from './config-store.js';
 import { authenticatePeer, type CallerContext, type TrustState, verifyChain } from './peer-auth.js';
-import { parseCreateCertificateRequest, parseDescribeTokenRequest, parseDiscoveryRequest } from './protocol-schemas.js';
+import type { AuditRecord } from '../telemetry/audit/record.js';
+import { parseAuditReport, parseCreateCertificateRequest, parseDescribeTokenRequest, parseDiscoveryRequest } from './protocol-schemas.js';
 import { ProxyConnection, type ProxySyncStatus } from './proxy-connection.js';
 import { RotatingServerCredentials } from './server-credentials.js';
 
@@ -57,6 +62,8 @@ export interface DiscoveryServerOptions {
   selectPolicy?: InboundPolicySelector;
   /** Connected proxies, pushes, NACKs, certificates (port 15014); absent: not measured. */
   metrics?: ControlPlaneMetrics;
+  /** Audit records: what proxies report (stamped with their identity), and their NACKs. */
+  onAudit?: (record: AuditRecord) => void;
 }
 
 /** A gRPC status error with a stable Trellis code in the trailers. */
@@ -110,6 +117,9 @@ export class DiscoveryServer {
     this.server.addService(CERTIFICATE_METHODS, {
       Create: (call: ServerUnaryCall<unknown, CreateCertificateResponse>, callback: sendUnaryData<CreateCertificateResponse>) => void this.handleCreate(call, callback),
       DescribeToken: (call: ServerUnaryCall<unknown, DescribeTokenResponse>, callback: sendUnaryData<DescribeTokenResponse>) => void this.handleDescribeToken(call, callback),
+    } as UntypedServiceImplementation);
+    this.server.addService(AUDIT_METHODS, {
+      Report: (call: ServerUnaryCall<unknown, AuditReportResponse>, callback: sendUnaryData<AuditReportResponse>) => this.handleAuditReport(call, callback),
     } as UntypedServiceImplementation);
   }
 
@@ -272,7 +282,10 @@ export class DiscoveryServer {
       const base = { workload: stream.connection.workload, stream: stream.connection.id, type: outcome.type };
       if (outcome.kind === 'nack') this.options.metrics?.recordNack(outcome.type);
       else if (outcome.kind === 'ack') this.converged(stream.connection.id);
-      if (outcome.kind === 'nack') this.logger.warn({ event: 'discovery.nack', ...base, version: outcome.version, message: outcome.message }, 'proxy refused a version (NACK); it keeps its previous one');
+      if (outcome.kind === 'nack') {
+        this.logger.warn({ event: 'discovery.nack', ...base, version: outcome.version, message: outcome.message }, 'proxy refused a version (NACK); it keeps its previous one');
+        this.options.onAudit?.({ kind: 'config', time: new Date().toISOString(), event: 'rejected', proxy: stream.connection.identity, workload: stream.connection.workload, type: outcome.type, version: outcome.version, reason: outcome.message });
+      }
       else if (outcome.kind === 'ack') this.logger.debug({ event: 'discovery.ack', ...base, version: outcome.version }, 'ack');
     });
     call.on('end', () => {
@@ -343,6 +356,21 @@ export class DiscoveryServer {
       this.logger.info({ event: 'discovery.closed', workload: stream.connection.workload, identity: stream.connection.identity, stream: stream.connection.id, reason: error.details }, 'proxy stream closed by the control plane');
     }
     endWithError(stream.call, error);
+  }
+
+  // ---- Audit ----
+
+  private handleAuditReport(call: ServerUnaryCall<unknown, AuditReportResponse>, callback: sendUnaryData<AuditReportResponse>): void {
+    const auth = authenticatePeer(call, this.trust);
+    if (auth.kind !== 'verified') {
+      return callback(statusError(GrpcStatus.UNAUTHENTICATED, 'TRELLIS_DISCOVERY_UNAUTHENTICATED', auth.kind === 'refused' ? auth.message : 'audit reports need the client SVID of a proxy'));
+    }
+    const parsed = parseAuditReport(call.request);
+    if (!parsed.ok) return callback(statusError(GrpcStatus.INVALID_ARGUMENT, 'TRELLIS_DISCOVERY_PROTOCOL', parsed.message));
+    // Who reported is what the connection proved, never what the record claims.
+    const reporter = auth.id.toString();
+    for (const record of parsed.value.records) this.options.onAudit?.({ ...record, reporter });
+    callback(null, { accepted: parsed.value.records.length });
   }
 
   // ---- Certificates ----

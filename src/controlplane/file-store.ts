@@ -16,7 +16,7 @@ import type { Logger } from 'pino';
 import { type ConfigText, configResourceCount, parseConfigTexts } from '../api/config-set.js';
 import { type ConfigDiagnostic, formatDiagnostic } from '../api/diagnostics.js';
 import { errorMessage, TrellisError } from '../api/errors.js';
-import type { ConfigState, ConfigStore, ConfigStoreStatus, ConfigValidator } from './config-store.js';
+import type { ConfigRefusal, ConfigState, ConfigStore, ConfigStoreStatus, ConfigValidator } from './config-store.js';
 import { CreationStamps } from './creation-stamps.js';
 
 export interface FileConfigStoreOptions {
@@ -45,6 +45,7 @@ export class FileConfigStore implements ConfigStore {
   private readonly options: Required<Omit<FileConfigStoreOptions, 'validate' | 'onValidated'>> & Pick<FileConfigStoreOptions, 'validate' | 'onValidated'>;
   private readonly stamps: CreationStamps;
   private readonly listeners = new Set<(state: ConfigState) => void>();
+  private readonly refusedListeners = new Set<(refusal: ConfigRefusal) => void>();
   private state: ConfigState | undefined;
   private lastErrors: readonly ConfigDiagnostic[] = [];
   private lastWarnings: readonly ConfigDiagnostic[] = [];
@@ -97,6 +98,11 @@ export class FileConfigStore implements ConfigStore {
   onChange(listener: (state: ConfigState) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  onRefused(listener: (refusal: ConfigRefusal) => void): () => void {
+    this.refusedListeners.add(listener);
+    return () => this.refusedListeners.delete(listener);
   }
 
   errors(): readonly ConfigDiagnostic[] {
@@ -201,6 +207,13 @@ export class FileConfigStore implements ConfigStore {
         { event: 'config.refused', version: key, liveVersion: this.state?.version ?? null, errors: errors.map(formatDiagnostic) },
         `config change refused (${errors.length} error(s)); ${this.state ? `version ${this.state.version} stays live` : 'no config is live yet'}`,
       );
+      for (const listener of this.refusedListeners) {
+        try {
+          listener({ version: key, ...(this.state ? { liveVersion: this.state.version } : {}), errors, at: now });
+        } catch (err) {
+          this.options.logger.error({ event: 'config.listener-failed', err: errorMessage(err) }, 'a config listener failed');
+        }
+      }
       return;
     }
     const config = this.stamps.apply(result.config, now);

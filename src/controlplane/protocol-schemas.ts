@@ -3,7 +3,8 @@
  * use. Unknown fields are dropped (a newer proxy may send more); free text is bounded.
  */
 import * as z from 'zod';
-import type { CreateCertificateRequest, DescribeTokenRequest, DiscoveryRequest } from '../mesh/discovery-protocol.js';
+import { MAX_AUDIT_BATCH, type CreateCertificateRequest, type DescribeTokenRequest, type DiscoveryRequest } from '../mesh/discovery-protocol.js';
+import type { AuthzAuditRecord } from '../telemetry/audit/record.js';
 import { RESOURCE_TYPES } from '../mesh/snapshot.js';
 
 const MAX_TEXT = 256;
@@ -34,6 +35,42 @@ const createCertificateSchema = z.object({
 
 const describeTokenSchema = z.object({ joinToken: z.string().min(1).max(MAX_TEXT) });
 
+const text = (max = MAX_TEXT) => boundedText(max);
+const nullableText = z.union([text(), z.null()]);
+
+/** An authorization record a proxy reports: only the fields Trellis writes, every string bounded. */
+const authzRecordSchema = z.object({
+  kind: z.literal('authz'),
+  time: z.string().max(64),
+  decision: z.enum(['ALLOW', 'DENY']),
+  policy: nullableText,
+  rule: z.union([z.number().int().nonnegative(), z.null()]),
+  action: nullableText,
+  reason: text(MAX_MESSAGE),
+  dryRun: z.array(z.object({ policy: text(), rule: z.number().int().nonnegative(), effect: z.enum(['would allow', 'would deny']) })).max(64),
+  dryRunDecision: z.enum(['ALLOW', 'DENY']).optional(),
+  auditPolicies: z.array(text()).max(64).optional(),
+  source: z.object({ principal: text().optional(), address: text(64).optional(), port: z.number().int().optional() }),
+  requestPrincipal: text().optional(),
+  destination: z.object({ workload: text(), namespace: text(), principal: text().optional(), port: z.number().int().optional() }),
+  request: z
+    .object({
+      method: text(32).optional(),
+      host: text().optional(),
+      path: text(2_048).optional(),
+      protocol: text(32).optional(),
+      headers: z.record(z.string().max(MAX_TEXT), text(MAX_MESSAGE)).optional(),
+    })
+    .optional(),
+  mtls: z.enum(['mutual_tls', 'none']),
+  mtlsMode: z.enum(['STRICT', 'PERMISSIVE', 'DISABLE']).optional(),
+  stage: z.enum(['mtls', 'request', 'authentication', 'authorization']).optional(),
+  requestId: text().optional(),
+  traceId: text(64).optional(),
+});
+
+const auditReportSchema = z.object({ records: z.array(authzRecordSchema).max(MAX_AUDIT_BATCH) });
+
 export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
 
 function parser<T>(schema: z.ZodType, what: string): (input: unknown) => Parsed<T> {
@@ -49,3 +86,4 @@ function parser<T>(schema: z.ZodType, what: string): (input: unknown) => Parsed<
 export const parseDiscoveryRequest = parser<DiscoveryRequest>(discoveryRequestSchema, 'DiscoveryRequest');
 export const parseCreateCertificateRequest = parser<CreateCertificateRequest>(createCertificateSchema, 'CreateCertificateRequest');
 export const parseDescribeTokenRequest = parser<DescribeTokenRequest>(describeTokenSchema, 'DescribeTokenRequest');
+export const parseAuditReport = parser<{ records: AuthzAuditRecord[] }>(auditReportSchema, 'AuditReportRequest');

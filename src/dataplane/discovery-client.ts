@@ -34,6 +34,8 @@ import { MESH_TLS_MIN_VERSION, peerChain } from '../identity/tls.js';
 import { verifySvid } from '../identity/verify.js';
 import { parseCertificatesPem } from '../identity/x509.js';
 import {
+  AUDIT_METHODS,
+  type AuditReportRequest,
   CERTIFICATE_METHODS,
   controlPlaneIdentity,
   type CreateCertificateRequest,
@@ -239,6 +241,16 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
   /** Renews the SVID now (over mTLS); the current one stays on failure. */
   async renewNow(): Promise<void> {
     await this.rotator?.renewNow();
+  }
+
+  /**
+   * Sends audit records to the control plane over the SVID-authenticated channel. Rejects when
+   * there is no channel yet or the call fails (the caller retries or counts the loss).
+   */
+  async reportAudit(records: unknown[]): Promise<void> {
+    const client = this.mtlsClient;
+    if (client === undefined || this.stopped) throw new TrellisError('TRELLIS_DISCOVERY_UNAVAILABLE', 'no channel to the control plane yet');
+    await this.unary(client, AUDIT_METHODS.Report, { records });
   }
 
   stop(): void {
@@ -461,7 +473,7 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
     return metadata;
   }
 
-  private unary<Req extends CreateCertificateRequest | { joinToken: string }, Res>(
+  private unary<Req extends CreateCertificateRequest | { joinToken: string } | AuditReportRequest, Res>(
     client: Client,
     method: { path: string; requestSerialize: (value: Req) => Buffer; responseDeserialize: (value: Buffer) => Res },
     request: Req,

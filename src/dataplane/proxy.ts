@@ -8,11 +8,13 @@ import type { Logger } from 'pino';
 import { errorMessage, isTrellisError, TrellisError } from '../api/errors.js';
 import type { TrustBundle } from '../identity/bundle.js';
 import { readSvidFiles, type Svid, writeSvidFiles } from '../identity/svid.js';
+import type { AllowSampling, AuditSinkSpec } from '../api/audit-config.js';
 import { AdminServer } from './admin.js';
 import { RESOURCE_TYPES, type ResourceType } from '../mesh/snapshot.js';
 import { AccessLogWriter } from '../telemetry/access-log.js';
 import { ProxyMetrics } from '../telemetry/istio-metrics.js';
 import { MetricsServer } from '../telemetry/metrics-server.js';
+import { ProxyAudit } from './audit.js';
 import { DiscoveryClient } from './discovery-client.js';
 import { Sidecar, type SidecarOptions, type UpstreamBinding } from './sidecar.js';
 import { DataPlaneTelemetry } from './telemetry.js';
@@ -48,12 +50,15 @@ export interface ProxyOptions {
   metrics?: { host: string; port: number; required: boolean };
   /** Access log destination: a file path, `stdout` or `stderr`; absent: off. */
   accessLog?: string;
+  /** Audit log: local sinks besides the control plane, and this proxy's allow sampling (overrides MeshConfig). */
+  audit?: { sinks?: AuditSinkSpec[]; allows?: AllowSampling };
   log: Logger;
 }
 
 export interface RunningProxy {
   sidecar: Sidecar;
   client: DiscoveryClient;
+  audit: ProxyAudit;
   adminPort: number;
   /** The metrics port, when metrics are served. */
   metricsPort: number | undefined;
@@ -102,6 +107,15 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
     await telemetry.close();
     throw err;
   }
+  const reporter = client;
+  const audit = new ProxyAudit({
+    sinks: options.audit?.sinks ?? [],
+    ...(options.audit?.allows === undefined ? {} : { allows: options.audit.allows }),
+    report: (records) => reporter.reportAudit(records),
+    workload: () => reporter.snapshot?.workload,
+    configuredAllows: () => reporter.snapshot?.inbound.audit?.allows,
+    log,
+  });
   const sidecarOptions: SidecarOptions = {
     telemetry: telemetry.hooks,
     localHost: '127.0.0.1',
@@ -119,12 +133,14 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
           'request denied',
         );
       }
+      audit.onRequest(request, decision);
     },
     onConnectionDecision: (connection, decision) => {
       telemetry.hooks.authzDecision(decision);
       if (decision.decision === 'DENY') {
         log.info({ event: 'authz.deny', protocol: 'tcp', source: connection.peer?.identity.toString() ?? connection.sourceIp, port: connection.destPort, policy: decision.policy, reason: decision.reason }, 'connection denied');
       }
+      audit.onConnection(connection, decision);
     },
   };
   const built = new Sidecar(sidecarOptions, svid, client.trustBundle);
@@ -146,7 +162,7 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
   } catch (err) {
     // Leave nothing running behind a proxy that could not start.
     client.stop();
-    await Promise.all([built.close(), admin.close(), telemetry.close()]);
+    await Promise.all([built.close(), admin.close(), telemetry.close(), audit.close()]);
     throw err;
   }
   const metricsPort = telemetry.server?.port;
@@ -154,16 +170,18 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
   return {
     sidecar: built,
     client,
+    audit,
     adminPort,
     metricsPort,
     get outboundPort() {
       return built.listening.outbound;
     },
     async stop() {
-      client.stop();
       await Promise.all([built.close(), admin.close()]);
-      // After the listeners drained: the last requests are counted and logged.
-      await telemetry.close();
+      // After the listeners drained: the last requests are counted and logged, and the last
+      // decisions reach the control plane before the channel closes.
+      await Promise.all([telemetry.close(), audit.close()]);
+      client.stop();
     },
   };
 }

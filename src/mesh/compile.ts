@@ -90,7 +90,10 @@ function inboundSnapshot(config: ConfigSet, registry: Registry, workload: Regist
   const inboundPorts: InboundPortSnapshot[] = [...ports.entries()]
     .sort(([a], [b]) => a - b)
     .map(([port, entry]) => ({ name: entry.name, port, protocol: entry.declared ?? entry.named, mtls: policy.mtlsForPort(port) }));
-  return { ports: inboundPorts, ...(rateLimits.length === 0 ? {} : { rateLimits }), policy: policy.policy };
+  // Absent means the default (`none`): snapshots of meshes without audit settings stay as they were.
+  const allows = config.mesh.audit?.allows ?? 'none';
+  const audit = allows === 'none' ? undefined : { allows };
+  return { ports: inboundPorts, ...(rateLimits.length === 0 ? {} : { rateLimits }), ...(audit ? { audit } : {}), policy: policy.policy };
 }
 
 /** Every service exported to the workload's namespace that its Sidecar lets it see, and how to route to them. */

@@ -11,6 +11,8 @@
  *   Certificates.Create (unary): a CSR plus a join token (bootstrap), or over an mTLS channel
  *     authenticated by the current SVID (renewal).
  *   Certificates.DescribeToken (unary): the identity a join token is bound to, without using it.
+ *   Audit.Report (unary, mTLS with the proxy's SVID): a batch of the proxy's audit records; the
+ *     control plane stamps each with the caller's identity and writes it to the mesh's audit log.
  *
  * Subscriptions carry the version the proxy already holds (after a reconnect): when it is still
  * current the server records it as acknowledged and sends nothing for that type, so a proxy that
@@ -25,6 +27,10 @@ import type { ResourceType } from './snapshot.js';
 
 export const DISCOVERY_SERVICE = 'trellis.discovery.v1.Discovery';
 export const CERTIFICATE_SERVICE = 'trellis.ca.v1.Certificates';
+export const AUDIT_SERVICE = 'trellis.audit.v1.Audit';
+
+/** Most records one Audit.Report call may carry. */
+export const MAX_AUDIT_BATCH = 500;
 
 /** Istio's port for discovery over mTLS. */
 export const DEFAULT_DISCOVERY_PORT = 15012;
@@ -98,6 +104,15 @@ export interface DescribeTokenResponse {
   identity: string;
 }
 
+export interface AuditReportRequest {
+  /** Audit records (src/telemetry/audit/record.ts), at most MAX_AUDIT_BATCH. */
+  records: unknown[];
+}
+
+export interface AuditReportResponse {
+  accepted: number;
+}
+
 /** JSON codec for the gRPC method definitions. */
 export function encodeMessage(message: unknown): Buffer {
   return Buffer.from(JSON.stringify(message), 'utf8');
@@ -127,4 +142,8 @@ export const DISCOVERY_METHODS = {
 export const CERTIFICATE_METHODS = {
   Create: method<CreateCertificateRequest, CreateCertificateResponse>(CERTIFICATE_SERVICE, 'Create', false),
   DescribeToken: method<DescribeTokenRequest, DescribeTokenResponse>(CERTIFICATE_SERVICE, 'DescribeToken', false),
+} as const;
+
+export const AUDIT_METHODS = {
+  Report: method<AuditReportRequest, AuditReportResponse>(AUDIT_SERVICE, 'Report', false),
 } as const;

@@ -3,6 +3,7 @@
  * control plane compiles it from resources + registry (pure), pushes it in four parts, one per
  * resource type, and the proxy applies each part atomically. Proxies never read Istio YAML.
  */
+import type { AllowSampling } from '../api/audit-config.js';
 import type { SpiffeBundleJson } from '../identity/bundle.js';
 import type { RevocationListJson } from '../identity/revocation.js';
 import type { WorkloadPolicy } from '../policy/inbound.js';
@@ -49,6 +50,8 @@ export interface InboundSnapshot {
   ports: InboundPortSnapshot[];
   /** Local rate limits on this workload's inbound requests (issue 5); absent: none. */
   rateLimits?: RateLimitSnapshot[];
+  /** MeshConfig `audit.allows`: which authorization allows the proxy audits; absent: `none`. */
+  audit?: { allows: AllowSampling };
   policy: WorkloadPolicy;
 }
 

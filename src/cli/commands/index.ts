@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerAudit } from './audit.js';
 import { registerAuthz } from './authz.js';
 import { registerCa } from './ca.js';
 import { registerCert } from './cert.js';
@@ -24,4 +25,5 @@ export function registerCommands(program: Command): void {
   registerControlPlane(program);
   registerProxy(program);
   registerStatus(program);
+  registerAudit(program);
 }

@@ -9,6 +9,8 @@ import { readControlPlaneRecord } from '../../controlplane/controlplane.js';
 import { type ProxyOptions, type RunningProxy, startProxy } from '../../dataplane/proxy.js';
 import type { UpstreamBinding } from '../../dataplane/sidecar.js';
 import { parseDuration } from '../../api/duration.js';
+import { type AllowSampling, type AuditSinkSpec, parseAllowSampling, parseAuditSinkSpec } from '../../api/audit-config.js';
+import { errorMessage } from '../../api/errors.js';
 import { printLine, usageError } from '../output.js';
 
 /** `trellis proxy` (a sidecar alone) and `trellis run` (an application with its sidecar). */
@@ -58,6 +60,8 @@ interface ProxyFlags {
   metricsPort?: string;
   metricsHost: string;
   accessLog: string;
+  audit: string[];
+  auditAllows?: string;
 }
 
 function proxyFlags(command: Command): Command {
@@ -81,6 +85,8 @@ function proxyFlags(command: Command): Command {
     .option('--metrics-port <port|off>', `Prometheus metrics at /metrics and /stats/prometheus (0: any free port; off: none) (default: ${DEFAULT_METRICS_PORT}, skipped with a warning if taken)`)
     .option('--metrics-host <address>', 'address the metrics port listens on (e.g. 0.0.0.0 for a Prometheus on another host)', '127.0.0.1')
     .option('--access-log <path|stdout|stderr|off>', 'JSON access log, one line per request or TCP connection', 'off')
+    .option('--audit <sink>', 'also write this proxy\'s audit records here (repeatable): stdout, file:PATH, syslog+udp://HOST:PORT, syslog+tcp://…, syslog+tls://…, or an https:// webhook; they always go to the control plane', collect, [])
+    .option('--audit-allows <all|none|fraction>', 'which allowed requests this proxy audits (denials always are); overrides MeshConfig audit.allows')
     .option('--ready-timeout <duration>', 'give up (exit 1) if the proxy is not serving by then', '30s')
     .option('--log-level <level>', 'debug, info, warn or error', 'info');
 }
@@ -121,9 +127,19 @@ async function proxyOptions(opts: ProxyFlags): Promise<ProxyOptions> {
     ...(rootNamespace ? { rootNamespace } : {}),
     ...metricsOption(opts),
     ...(opts.accessLog === 'off' || opts.accessLog === '' ? {} : { accessLog: opts.accessLog }),
+    audit: auditOptions(opts),
     // Logs go to stderr: stdout belongs to the application under `trellis run`.
     log: pino({ level: opts.logLevel, base: { workload: opts.workload } }, pino.destination(2)),
   };
+}
+
+function auditOptions(opts: ProxyFlags): { sinks: AuditSinkSpec[]; allows?: AllowSampling } {
+  try {
+    const sinks = opts.audit.map(parseAuditSinkSpec);
+    return { sinks, ...(opts.auditAllows === undefined ? {} : { allows: parseAllowSampling(opts.auditAllows) }) };
+  } catch (err) {
+    throw usageError(errorMessage(err));
+  }
 }
 
 /** Starts the application once the sidecar is ready, forwards signals, and ends with it. */

@@ -15,13 +15,20 @@ export interface AuditLogOptions {
 }
 
 export class AuditLog {
-  private readonly sampler: AuditSampler;
+  private sampler: AuditSampler;
+  private readonly random: (() => number) | undefined;
   private readonly sinks: readonly AuditSink[];
   private sampledOut = 0;
 
   constructor(options: AuditLogOptions) {
     this.sinks = options.sinks;
+    this.random = options.random;
     this.sampler = new AuditSampler(options.allows ?? 'all', options.random);
+  }
+
+  /** Changes which allows are written from now on (a pushed config, for example). */
+  setAllows(allows: AllowSampling): void {
+    this.sampler = new AuditSampler(allows, this.random);
   }
 
   /** Never blocks: the sampler decides, then each sink queues the record. */

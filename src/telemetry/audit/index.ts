@@ -8,3 +8,5 @@ export * from './stdout-sink.js';
 export * from './syslog-format.js';
 export * from './syslog-sink.js';
 export * from './webhook-sink.js';
+export * from './sink-factory.js';
+export * from './text.js';

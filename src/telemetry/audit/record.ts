@@ -50,27 +50,58 @@ export interface AuthzAuditRecord {
   };
   /** `mutual_tls` when the peer presented a verified mesh certificate, else `none`. */
   readonly mtls: 'mutual_tls' | 'none';
+  /** The port's PeerAuthentication mode when the decision was made. */
+  readonly mtlsMode?: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+  /** The step that decided: mtls, request (target refused), authentication (JWT) or authorization. */
+  readonly stage?: 'mtls' | 'request' | 'authentication' | 'authorization';
   readonly requestId?: string;
   readonly traceId?: string;
+  /** Set by the control plane: the SPIFFE ID of the proxy that reported the record, as its mTLS connection proved it. */
+  readonly reporter?: string;
 }
+
+/** Certificate and CA events, as the CA's own log (<ca>/audit.log) names them. */
+export type CertificateEvent =
+  | 'issued'
+  | 'refused'
+  | 'revoked'
+  | 'revocation-lifted'
+  | 'token-created'
+  | 'ca-initialized'
+  | 'rotation-started'
+  | 'rotation-activated'
+  | 'root-removed';
 
 export interface CertificateAuditRecord {
   readonly kind: 'certificate';
   readonly time: string;
-  readonly event: 'issued' | 'refused' | 'revoked' | 'revocation-lifted';
+  readonly event: CertificateEvent;
   /** Who asked: an operator (`cli:<user>`), a proven workload identity, or `system`. */
   readonly actor?: string;
   readonly identity?: string;
   readonly serial?: string;
   readonly notAfter?: string;
   readonly reason?: string;
+  /** Revocation of an identity: the serials it revoked. Rotation: the root's fingerprint. */
+  readonly serials?: readonly string[];
+  readonly root?: string;
+}
+
+/** What one accepted config version changed, as `Kind namespace/name` resource IDs. */
+export interface ConfigChanges {
+  readonly added: readonly string[];
+  readonly removed: readonly string[];
+  readonly modified: readonly string[];
 }
 
 export interface ConfigAuditRecord {
   readonly kind: 'config';
   readonly time: string;
-  /** `changed`: a resource in the store; `applied`/`rejected`: a proxy ACKed or NACKed a version. */
-  readonly event: 'changed' | 'applied' | 'rejected';
+  /**
+   * `changed`: the store accepted a new version; `refused`: the store refused a change (the
+   * previous version stays live); `applied`/`rejected`: a proxy ACKed or NACKed a version.
+   */
+  readonly event: 'changed' | 'refused' | 'applied' | 'rejected';
   readonly actor?: string;
   readonly resource?: { readonly kind: string; readonly namespace?: string; readonly name: string };
   readonly operation?: 'create' | 'update' | 'delete';
@@ -78,7 +109,14 @@ export interface ConfigAuditRecord {
   readonly previousVersion?: string;
   /** For applied/rejected: the proxy's identity. */
   readonly proxy?: string;
+  /** For applied/rejected: the workload (`namespace/name`) and resource type. */
+  readonly workload?: string;
+  readonly type?: string;
   readonly reason?: string;
+  /** For `changed`: every resource added, removed or modified by this version. */
+  readonly changes?: ConfigChanges;
+  /** For `refused`: the validation errors, `file:line:col: message`. */
+  readonly errors?: readonly string[];
 }
 
 export type AuditRecord = AuthzAuditRecord | CertificateAuditRecord | ConfigAuditRecord;
@@ -92,6 +130,8 @@ export interface AuthzAuditContext {
   readonly destination: AuthzAuditRecord['destination'];
   readonly request?: AuthzAuditRecord['request'];
   readonly mtls: boolean;
+  readonly mtlsMode?: AuthzAuditRecord['mtlsMode'];
+  readonly stage?: AuthzAuditRecord['stage'];
   readonly requestId?: string;
   readonly traceId?: string;
 }
@@ -114,6 +154,8 @@ export function authzAuditRecord(decision: AuthzDecision, context: AuthzAuditCon
     destination: context.destination,
     ...(context.request === undefined ? {} : { request: context.request }),
     mtls: context.mtls ? 'mutual_tls' : 'none',
+    ...(context.mtlsMode === undefined ? {} : { mtlsMode: context.mtlsMode }),
+    ...(context.stage === undefined ? {} : { stage: context.stage }),
     ...(context.requestId === undefined ? {} : { requestId: context.requestId }),
     ...(context.traceId === undefined ? {} : { traceId: context.traceId }),
   };

@@ -2,13 +2,13 @@
  * Which authorization allows reach the audit log. Denials, certificate and configuration events
  * are always written: sampling only thins the high-volume, low-value stream of allows.
  */
+import type { AllowSampling } from '../../api/audit-config.js';
 import type { AuditRecord } from './record.js';
 
-/** `all`, `none`, or the fraction of allows to keep (0…1). */
-export type AllowSampling = 'all' | 'none' | number;
+export type { AllowSampling } from '../../api/audit-config.js';
 
 export class AuditSampler {
-  private readonly fraction: number;
+  readonly fraction: number;
 
   constructor(
     sampling: AllowSampling,
@@ -24,21 +24,12 @@ export class AuditSampler {
 
   shouldWrite(record: AuditRecord): boolean {
     if (record.kind !== 'authz' || record.decision === 'DENY') return true;
+    // Istio's AUDIT action: a matching AUDIT policy marks this request for the audit log.
+    if (record.auditPolicies !== undefined && record.auditPolicies.length > 0) return true;
     if (this.fraction >= 1) return true;
     if (this.fraction <= 0) return false;
     return this.random() < this.fraction;
   }
 }
 
-/** Parses `all`, `none`, `0.1` or `10%` as given in configuration. */
-export function parseAllowSampling(text: string): AllowSampling {
-  const trimmed = text.trim();
-  if (trimmed === 'all' || trimmed === 'none') return trimmed;
-  const percent = trimmed.endsWith('%');
-  const value = Number(percent ? trimmed.slice(0, -1) : trimmed);
-  const fraction = percent ? value / 100 : value;
-  if (trimmed === '' || !Number.isFinite(fraction) || fraction < 0 || fraction > 1) {
-    throw new RangeError(`audit allow sampling must be "all", "none", a fraction 0…1 or a percentage, got "${text}"`);
-  }
-  return fraction;
-}
+export { parseAllowSampling } from '../../api/audit-config.js';

@@ -439,10 +439,22 @@ void describe('loading: kinds, defaults and warnings', () => {
 
   void it('reads every MeshConfig field', () => {
     const result = parseConfigText(
-      'apiVersion: trellis.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  trustDomain: example.org\n  rootNamespace: mesh-root\n  defaultAuthorization: DENY\n  pathNormalization: MERGE_SLASHES\n  outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n',
+      'apiVersion: trellis.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  trustDomain: example.org\n  rootNamespace: mesh-root\n  defaultAuthorization: DENY\n  pathNormalization: MERGE_SLASHES\n  outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n  audit: {allows: 10%, sinks: [stdout, "syslog+udp://127.0.0.1:514"]}\n',
       'mesh.yaml',
     );
-    assert.deepEqual(result.config?.mesh, { trustDomain: 'example.org', rootNamespace: 'mesh-root', defaultAuthorization: 'DENY', pathNormalization: 'MERGE_SLASHES', outboundTrafficPolicy: 'REGISTRY_ONLY' });
+    assert.deepEqual(result.config?.mesh, {
+      trustDomain: 'example.org',
+      rootNamespace: 'mesh-root',
+      defaultAuthorization: 'DENY',
+      pathNormalization: 'MERGE_SLASHES',
+      outboundTrafficPolicy: 'REGISTRY_ONLY',
+      audit: { allows: 0.1, sinks: ['stdout', 'syslog+udp://127.0.0.1:514'] },
+    });
+  });
+
+  void it('refuses invalid audit settings with the field path', () => {
+    const result = parseConfigText('apiVersion: trellis.dev/v1alpha1\nkind: MeshConfig\nmetadata: {name: mesh}\nspec:\n  audit: {allows: some, sinks: [stdout, "ftp://x"]}\n', 'mesh.yaml');
+    assert.deepEqual(result.errors.map((e) => e.path), ['spec.audit.allows', 'spec.audit.sinks[1]']);
   });
 
   void it('loads Istio kinds handled later with a "not handled yet" warning', () => {

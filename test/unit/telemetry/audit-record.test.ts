@@ -24,6 +24,8 @@ const DENY: AuthzDecision = {
 };
 const ALLOW: AuthzDecision = { decision: 'ALLOW', policy: 'bookinfo/allow', action: 'ALLOW', rule: 0, reason: 'allowed', dryRun: [], audit: [{ policy: 'bookinfo/audit-all', rule: 0 }] };
 
+const PLAIN_ALLOW: AuthzDecision = { ...ALLOW, audit: [] };
+
 function record(decision: AuthzDecision, headers?: Record<string, string>): AuditRecord {
   return authzAuditRecord(decision, {
     time: new Date('2025-01-02T03:04:05.678Z'),
@@ -100,12 +102,17 @@ void describe('audit sampler', () => {
   });
 
   void it('allows: all, none, or a fraction', () => {
-    assert.equal(new AuditSampler('all').shouldWrite(record(ALLOW)), true);
-    assert.equal(new AuditSampler('none').shouldWrite(record(ALLOW)), false);
+    assert.equal(new AuditSampler('all').shouldWrite(record(PLAIN_ALLOW)), true);
+    assert.equal(new AuditSampler('none').shouldWrite(record(PLAIN_ALLOW)), false);
     const draws = [0.05, 0.5, 0.09, 0.95];
     let i = 0;
     const tenth = new AuditSampler(0.1, () => draws[i++] ?? 1);
-    assert.deepEqual(draws.map(() => tenth.shouldWrite(record(ALLOW))), [true, false, true, false]);
+    assert.deepEqual(draws.map(() => tenth.shouldWrite(record(PLAIN_ALLOW))), [true, false, true, false]);
+  });
+
+  void it('an allow an AUDIT policy matched is always written (Istio AUDIT action)', () => {
+    assert.equal(new AuditSampler('none').shouldWrite(record(ALLOW)), true);
+    assert.equal(new AuditSampler(0, () => 0.99).shouldWrite(record(ALLOW)), true);
   });
 
   void it('parses the configuration forms and refuses nonsense', () => {
@@ -126,7 +133,7 @@ void describe('audit sampler', () => {
       stats: () => ({ buffered: 0, delivered: into.length, dropped: 0, failed: 0 }),
     });
     const log = new AuditLog({ sinks: [sink(seen[0] ?? []), sink(seen[1] ?? [])], allows: 'none' });
-    log.record(record(ALLOW));
+    log.record(record(PLAIN_ALLOW));
     log.record(record(DENY));
     await log.close();
     assert.equal(seen[0]?.length, 1);

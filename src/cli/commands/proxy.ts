@@ -172,29 +172,6 @@ function untilSignal(): Promise<void> {
   });
 }
 
-/** Istio's default sampling percentage (meshConfig.defaultConfig.tracing.sampling). */
-const DEFAULT_TRACING_SAMPLING = 1;
-
-function tracingOption(opts: ProxyFlags): Pick<ProxyOptions, 'tracing'> {
-  if (opts.tracingEndpoint === undefined || opts.tracingEndpoint === '') {
-    if (opts.tracingSampling !== undefined || opts.tracingProtocol !== undefined) throw usageError('--tracing-sampling and --tracing-protocol need --tracing-endpoint URL (the OTLP collector)');
-    return {};
-  }
-  let url: URL;
-  try {
-    url = new URL(opts.tracingEndpoint);
-  } catch {
-    throw usageError(`--tracing-endpoint "${opts.tracingEndpoint}": expected a URL such as http://127.0.0.1:4318/v1/traces`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw usageError(`--tracing-endpoint "${opts.tracingEndpoint}": OTLP/HTTP needs an http:// or https:// URL`);
-  const sampling = opts.tracingSampling ?? String(DEFAULT_TRACING_SAMPLING);
-  const samplingPercent = parseSamplingPercent(sampling);
-  if (samplingPercent === undefined) throw usageError(`--tracing-sampling "${sampling}": expected a percentage from 0 to 100, e.g. 1 or 0.5`);
-  const protocol = opts.tracingProtocol ?? 'http/protobuf';
-  if (protocol !== 'http/protobuf' && protocol !== 'http/json') throw usageError(`--tracing-protocol "${protocol}": expected http/protobuf or http/json`);
-  return { tracing: { endpoint: url.href, samplingPercent, protocol } };
-}
-
 function parseAppPorts(values: string[]): Record<string, number> | number {
   if (values.length === 1 && !values[0]?.includes('=')) return parsePort(values[0] as string, '--app-port');
   const ports: Record<string, number> = {};
@@ -232,4 +209,27 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
     });
   });
+}
+
+/** Istio's default sampling percentage (meshConfig.defaultConfig.tracing.sampling). */
+const DEFAULT_TRACING_SAMPLING = 1;
+
+function tracingOption(opts: ProxyFlags): Pick<ProxyOptions, 'tracing'> {
+  if (opts.tracingEndpoint === undefined || opts.tracingEndpoint === '') {
+    if (opts.tracingSampling !== undefined || opts.tracingProtocol !== undefined) throw usageError('--tracing-sampling and --tracing-protocol need --tracing-endpoint URL (the OTLP collector)');
+    return {};
+  }
+  let url: URL;
+  try {
+    url = new URL(opts.tracingEndpoint);
+  } catch {
+    throw usageError(`--tracing-endpoint "${opts.tracingEndpoint}": expected a URL such as http://127.0.0.1:4318/v1/traces`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw usageError(`--tracing-endpoint "${opts.tracingEndpoint}": OTLP/HTTP needs an http:// or https:// URL`);
+  const sampling = opts.tracingSampling ?? String(DEFAULT_TRACING_SAMPLING);
+  const samplingPercent = parseSamplingPercent(sampling);
+  if (samplingPercent === undefined) throw usageError(`--tracing-sampling "${sampling}": expected a percentage from 0 to 100, e.g. 1 or 0.5`);
+  const protocol = opts.tracingProtocol ?? 'http/protobuf';
+  if (protocol !== 'http/protobuf' && protocol !== 'http/json') throw usageError(`--tracing-protocol "${protocol}": expected http/protobuf or http/json`);
+  return { tracing: { endpoint: url.href, samplingPercent, protocol } };
 }

@@ -34,6 +34,7 @@ import {
 } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from 'pino';
 import { canonicalService } from './istio-labels.js';
+import { responseAttributes } from './tracing-tags.js';
 import { formatTraceParent, parseTraceParent, parseTraceState, RandomIds, sampledByRate, TRACEPARENT, TRACESTATE } from './trace-context.js';
 
 export type OtlpProtocol = 'http/protobuf' | 'http/json';
@@ -237,15 +238,6 @@ function workloadAttributes(workload: TracedWorkload): Attributes {
 /** Istio's default `tracingServiceName` (APP_LABEL_AND_NAMESPACE): `<canonical service>.<namespace>`. */
 export function tracingServiceName(workload: Pick<TracedWorkload, 'name' | 'namespace' | 'labels'>): string {
   return `${canonicalService(workload.labels, workload.name).name ?? workload.name}.${workload.namespace}`;
-}
-
-/** Envoy's span tags that depend on the response: status code, response flags, `error`. */
-export function responseAttributes(status: number, responseFlags: readonly string[]): Attributes {
-  return {
-    'http.status_code': status === 0 ? '0' : String(status),
-    response_flags: responseFlags.length === 0 ? '-' : [...new Set(responseFlags)].join(','),
-    ...(status >= 500 || status === 0 ? { error: true } : {}),
-  };
 }
 
 class OtelRequestSpan implements RequestSpan {

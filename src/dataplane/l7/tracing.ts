@@ -13,7 +13,9 @@
 import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Attributes } from '@opentelemetry/api';
-import { responseAttributes, type ProxyTracer, type RequestSpan } from '../../telemetry/tracing.js';
+// Types only from tracing.ts: the OpenTelemetry SDK is loaded by proxy.ts when tracing is on.
+import type { ProxyTracer, RequestSpan } from '../../telemetry/tracing.js';
+import { responseAttributes } from '../../telemetry/tracing-tags.js';
 import { TRACEPARENT, TRACESTATE } from '../../telemetry/trace-context.js';
 import { getHeader, type HeaderList, removeHeader } from '../headers.js';
 import { splitAuthority } from '../service-resolver.js';
@@ -88,20 +90,24 @@ async function traced(next: L7Handler, request: L7Request, span: RequestSpan, at
     throw err;
   }
   if (Buffer.isBuffer(response.body)) end(response.status);
-  else whenDone(response.body, () => end(response.status));
+  else whenDone(response.body, request.signal, () => end(response.status));
   return response;
 }
 
-function whenDone(body: Readable, done: () => void): void {
+/** When the body has been read, failed, or the downstream went away (its body may never be read then). */
+function whenDone(body: Readable, signal: AbortSignal, done: () => void): void {
   let called = false;
   const once = (): void => {
     if (called) return;
     called = true;
+    signal.removeEventListener('abort', once);
     done();
   };
   body.once('end', once);
   body.once('close', once);
   body.once('error', once);
+  if (signal.aborted) once();
+  else signal.addEventListener('abort', once, { once: true });
 }
 
 /** Envoy's request tags. The query is left out: it may carry a token. */

@@ -38,7 +38,10 @@ void describe('OTLP/HTTP export to a real receiver', () => {
         { traceId: got?.traceId, spanId: got?.spanId, parent: got?.parentSpanId, kind: got?.kind, service: got?.service, name: got?.name, status: got?.attributes['http.status_code'], traceState: got?.traceState },
         { traceId: TRACE, spanId: span.spanId, parent: '00f067aa0ba902b7', kind: 2, service: 'ratings.default', name: 'ratings.default.svc.cluster.local:9080/*', status: '200', traceState: 'congo=t61rcWkgMzE' },
       );
-      assert.equal(tracer.stats().exported, 1);
+      // Counted once the receiver's response is back (it stored the span before answering).
+      const deadline = Date.now() + 10_000;
+      while (tracer.stats().exported < 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.deepEqual(tracer.stats(), { ended: 1, exported: 1, failed: 0, dropped: 0, pending: 0 });
     } finally {
       await tracer.shutdown();
       await receiver.close();

@@ -210,6 +210,20 @@ void describe('proxy tracer and the tracing layers', () => {
     await t.shutdown();
   });
 
+  void it('a span also ends when the downstream goes away before the body is read', async () => {
+    const exporter = new InMemorySpanExporter();
+    const t = tracer(100, exporter);
+    const controller = new AbortController();
+    const req = { ...request([]), signal: controller.signal };
+    await composeLayers([inboundTracing({ tracer: t, port: 19082 })], () => Promise.resolve({ status: 200, headers: [], body: new Readable({ read() {} }) }))(req);
+    await t.flush();
+    assert.equal(exporter.getFinishedSpans().length, 0);
+    controller.abort();
+    await t.flush();
+    assert.equal(exporter.getFinishedSpans().length, 1);
+    await t.shutdown();
+  });
+
   void it('without a tracer the outbound layer only adds a missing x-request-id, and keeps one the app sent', async () => {
     const seen: HeaderList[] = [];
     const handler = composeLayers([outboundTracing(undefined)], app(200, seen));

@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { SpiffeTls } from '../identity/tls.js';
 import type { InboundPortSnapshot } from '../mesh/snapshot.js';
 import type { InboundDecision } from '../policy/inbound.js';
+import type { ProxyTracer } from '../telemetry/tracing.js';
 import type { LocalRateLimiter } from '../traffic/index.js';
 import { MESH_ALPN } from './alpn.js';
 import { AppForwarder, type AppTarget } from './app-forwarder.js';
@@ -18,6 +19,7 @@ import { type ConnectionInfo, connectionInfo, type ConnectionTracker } from './c
 import type { InboundPolicy } from './inbound-policy.js';
 import { createHttp1Server, createHttp2Server } from './l7/downstream.js';
 import { connectionAttributes, inboundLayers } from './l7/inbound-layers.js';
+import { inboundTracing } from './l7/tracing.js';
 import { composeLayers, type L7Request } from './l7/types.js';
 import { replayableSocket, sniffSocket } from './sniff.js';
 import type { DataPlaneTelemetry } from './telemetry.js';
@@ -35,6 +37,8 @@ export interface InboundDeps {
   ownIdentity: () => string;
   tracker: ConnectionTracker;
   log: Logger;
+  /** Records a SERVER span per request (outermost layer); absent: trace headers pass unchanged. */
+  tracer?: ProxyTracer;
   onDecision?: (request: L7Request, decision: InboundDecision) => void;
   onConnectionDecision?: (connection: ConnectionInfo, decision: InboundDecision) => void;
   /** Metrics and access log; absent: nothing is measured. */
@@ -55,7 +59,8 @@ export class InboundListener {
     this.port = port;
     this.deps = deps;
     this.app = new AppForwarder(app, port.protocol);
-    const handler = composeLayers(inboundLayers(deps), this.app.handler);
+    const tracing = deps.tracer ? [inboundTracing({ tracer: deps.tracer, port: port.port })] : [];
+    const handler = composeLayers([...tracing, ...inboundLayers(deps)], this.app.handler);
     const options = {
       handler,
       onError: (error: unknown) => deps.log.error({ err: error, port: port.port }, 'inbound request failed'),

@@ -10,11 +10,13 @@ import type http from 'node:http';
 import net from 'node:net';
 import type tls from 'node:tls';
 import { SpiffeId } from '../identity/spiffe-id.js';
+import type { ProxyTracer } from '../telemetry/tracing.js';
 import { type CompiledRouteTable, egressDecision, pickDestination, selectL4Route } from '../traffic/index.js';
 import { MESH_ALPN } from './alpn.js';
 import { readClientHelloSni } from './client-hello.js';
 import { type ConnectionInfo, connectionInfo, type ConnectionTracker } from './connection.js';
 import { createHttp1Server, createHttp2Server } from './l7/downstream.js';
+import { outboundTracing } from './l7/tracing.js';
 import { type ResolvedTarget, splitAuthority } from './service-resolver.js';
 import { replayableSocket, sniffSocket } from './sniff.js';
 import type { TcpEdge } from './telemetry.js';
@@ -22,6 +24,8 @@ import { trafficRouter, type TrafficRouterDeps } from './traffic-router.js';
 
 export interface OutboundDeps extends TrafficRouterDeps {
   tracker: ConnectionTracker;
+  /** Records a CLIENT span per request; absent: trace headers pass unchanged. */
+  tracer?: ProxyTracer;
 }
 
 const SNIFF_TIMEOUT_MS = 10_000;
@@ -49,7 +53,7 @@ export class OutboundListener {
     this.deps = deps;
     this.fixedTarget = fixedTarget;
     const options = {
-      handler: trafficRouter(deps, fixedTarget),
+      handler: outboundTracing(deps.tracer)(trafficRouter(deps, fixedTarget)),
       onError: (error: unknown) => deps.log.error({ err: error }, 'outbound request failed'),
       ...(deps.telemetry?.measuring ? { onComplete: deps.telemetry.requestDone.bind(deps.telemetry, 'outbound') } : {}),
     };

@@ -4,6 +4,7 @@
  * endpoint. While the control plane is away the proxy keeps serving with what it has.
  */
 import { mkdirSync } from 'node:fs';
+import type { ProxyTracer, TracingOptions } from '../telemetry/tracing.js';
 import type { Logger } from 'pino';
 import { errorMessage, isTrellisError, TrellisError } from '../api/errors.js';
 import type { TrustBundle } from '../identity/bundle.js';
@@ -39,6 +40,8 @@ export interface ProxyOptions {
   adminPort: number;
   /** Overrides the inbound bind address (default: the WorkloadEntry address). */
   inboundHost?: string;
+  /** Spans over OTLP/HTTP to a collector (Istio's tracing); absent: trace headers pass unchanged. */
+  tracing?: Omit<TracingOptions, 'log'>;
   trustDomain?: string;
   rootNamespace?: string;
   /** Requested certificate lifetime (default: the CA's, 1h). */
@@ -70,6 +73,8 @@ export interface RunningProxy {
 /** Starts a proxy and waits until it is ready (listening with a full snapshot) or `readyTimeoutMs` passes. */
 export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000): Promise<RunningProxy> {
   const log = options.log;
+  // Loaded only when tracing is on: the OpenTelemetry SDK stays out of proxies that do not trace.
+  const tracer: ProxyTracer | undefined = options.tracing ? new (await import('../telemetry/tracing.js')).ProxyTracer({ ...options.tracing, log }) : undefined;
   const kept = options.stateDir ? loadKeptSvid(options.stateDir, log) : undefined;
   // The sidecar is built once the SVID exists; pushes can only arrive after that (connect()).
   const holder: { sidecar?: Sidecar } = {};
@@ -122,6 +127,7 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
     app: { host: options.appHost ?? '127.0.0.1', ports: options.appPorts },
     upstreams: options.upstreams ?? [],
     log,
+    ...(tracer ? { tracer } : {}),
     ...(options.outboundPort === undefined ? {} : { outboundPort: options.outboundPort }),
     ...(options.inboundHost ? { inboundHost: options.inboundHost } : {}),
     onDecision: (request, decision) => {
@@ -145,6 +151,11 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
   };
   const built = new Sidecar(sidecarOptions, svid, client.trustBundle);
   holder.sidecar = built;
+  if (tracer) {
+    client.on('snapshot', (snapshot, update) => {
+      if (update.type === 'workload' && snapshot.workload) tracer.setWorkload(snapshot.workload);
+    });
+  }
   if (options.stateDir) keepSvid(options.stateDir, svid, client.trustBundle, log);
   // The client logs its own connects, disconnects, NACKs and renewals.
   client.on('svid', (next, bundle) => {

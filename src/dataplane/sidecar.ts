@@ -12,6 +12,7 @@ import { SpiffeTls } from '../identity/tls.js';
 import type { InboundSnapshot, OutboundSnapshot, ProxySnapshot, ResourceType, TrustSnapshot, WorkloadSnapshot } from '../mesh/snapshot.js';
 import type { InboundDecision } from '../policy/inbound.js';
 import type { JwksProvider } from '../policy/jwt.js';
+import type { ProxyTracer } from '../telemetry/tracing.js';
 import { LocalRateLimiter, TrafficState } from '../traffic/index.js';
 import type { AppTarget } from './app-forwarder.js';
 import { type ConnectionInfo, ConnectionTracker } from './connection.js';
@@ -45,6 +46,8 @@ export interface SidecarOptions {
   outboundPort?: number;
   upstreams: UpstreamBinding[];
   log: Logger;
+  /** Spans for inbound and outbound requests; the sidecar flushes and stops it in close(). */
+  tracer?: ProxyTracer;
   /** Fetches jwksUri key sets; default: a JwksCache with Istio-like timings. */
   jwks?: JwksProvider;
   onDecision?: (request: L7Request, decision: InboundDecision) => void;
@@ -204,6 +207,8 @@ export class Sidecar {
     this.tracker.closeAll();
     this.upstream.close();
     this.external.close();
+    // After the listeners drained: the last requests' spans are exported too.
+    await this.options.tracer?.shutdown();
   }
 
   private checkWorkload(workload: WorkloadSnapshot): WorkloadSnapshot {
@@ -271,6 +276,7 @@ export class Sidecar {
           ownIdentity: () => this.svid.id.toString(),
           tracker: this.tracker,
           log: this.options.log,
+          ...(this.options.tracer ? { tracer: this.options.tracer } : {}),
           ...(this.options.onDecision ? { onDecision: this.options.onDecision } : {}),
           ...(this.options.onConnectionDecision ? { onConnectionDecision: this.options.onConnectionDecision } : {}),
           ...(this.options.telemetry ? { telemetry: this.options.telemetry } : {}),
@@ -303,6 +309,7 @@ export class Sidecar {
       external: this.external,
       source: () => ({ namespace: this.state.workload?.namespace ?? '', labels: this.state.workload?.labels ?? {} }),
       tracker: this.tracker,
+      ...(this.options.tracer ? { tracer: this.options.tracer } : {}),
       log: this.options.log,
       random: Math.random,
       now: Date.now,

@@ -194,6 +194,7 @@ async function attempts(deps: TrafficRouterDeps, cluster: ClusterRuntime, reques
         return localReply(request, 503, `no healthy upstream for ${cluster.cluster.host}:${cluster.cluster.port}${cluster.cluster.subset ? ` subset ${cluster.cluster.subset}` : ''}`);
       }
       const endpoint = pick.target;
+      if (request.context.trace) Object.assign(request.context.trace, { upstreamCluster: cluster.cluster.name, upstreamIdentity: endpoint.endpoint.identity });
       retry.triedEndpoint(endpoint.key);
       request.context.upstreamHost = endpoint.key;
       if (deps.telemetry) {

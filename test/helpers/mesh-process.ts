@@ -8,7 +8,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runTrellis, TRELLIS_BIN } from './cli.js';
 
@@ -30,8 +30,10 @@ export interface StartedWorkload {
 }
 
 export interface WorkloadOptions {
-  /** The app to run under `trellis run` (a file in test/fixtures/apps), or none: `trellis proxy`. */
+  /** The app to run under `trellis run` (a file in test/fixtures/apps, or an absolute path), or none: `trellis proxy`. */
   app?: string;
+  /** Arguments for the app, e.g. bookinfo's service and version. */
+  appArgs?: string[];
   outboundPort?: boolean;
   upstreams?: string[];
   svidTtl?: string;
@@ -120,7 +122,7 @@ export class MeshProcesses {
     for (const upstream of options.upstreams ?? []) args.push('--upstream', upstream);
     if (options.svidTtl) args.push('--svid-ttl', options.svidTtl);
     args.push(...(options.extraArgs ?? []));
-    if (options.app) args.push('--', process.execPath, join(FIXTURE_APPS, options.app));
+    if (options.app) args.push('--', process.execPath, isAbsolute(options.app) ? options.app : join(FIXTURE_APPS, options.app), ...(options.appArgs ?? []));
     const child = this.spawnLogged(name, args, { TRELLIS_JOIN_TOKEN: token });
     const log = join(this.dir, 'logs', `${name}.log`);
     let ready: ProxyReady | undefined;

@@ -11,6 +11,7 @@ import type { UpstreamBinding } from '../../dataplane/sidecar.js';
 import { parseDuration } from '../../api/duration.js';
 import { type AllowSampling, type AuditSinkSpec, parseAllowSampling, parseAuditSinkSpec } from '../../api/audit-config.js';
 import { errorMessage } from '../../api/errors.js';
+import { parseSamplingPercent } from '../../telemetry/trace-context.js';
 import { printLine, usageError } from '../output.js';
 
 /** `trellis proxy` (a sidecar alone) and `trellis run` (an application with its sidecar). */
@@ -55,6 +56,9 @@ interface ProxyFlags {
   trustDomain?: string;
   rootNamespace?: string;
   svidTtl?: string;
+  tracingEndpoint?: string;
+  tracingSampling?: string;
+  tracingProtocol?: string;
   readyTimeout: string;
   logLevel: string;
   metricsPort?: string;
@@ -79,6 +83,9 @@ function proxyFlags(command: Command): Command {
     .option('--app-host <host>', 'where the application listens', '127.0.0.1')
     .option('--outbound-port <port>', 'HTTP proxy port for the application (0: any free port; default 15001 for proxy, any for run)')
     .option('--upstream <service:port=localport>', 'a local port that leads to one service, e.g. reviews.default.svc.cluster.local:9080=15101 (repeatable)', collect, [])
+    .option('--tracing-endpoint <url>', 'export spans over OTLP/HTTP to this collector URL, e.g. http://127.0.0.1:4318/v1/traces (default: no tracing)')
+    .option('--tracing-sampling <percent>', "percentage of new traces to record, 0-100 (Istio's sampling; default 1); a caller's sampled flag is always followed")
+    .option('--tracing-protocol <protocol>', 'OTLP encoding: http/protobuf (default) or http/json')
     .option('--admin-port <port>', 'admin endpoint on 127.0.0.1 (0: any free port)', '15000')
     .option('--inbound-host <host>', 'bind inbound listeners here instead of the WorkloadEntry address')
     .option('--svid-ttl <duration>', "certificate lifetime to ask for (default: the CA's, 1h)")
@@ -122,6 +129,7 @@ async function proxyOptions(opts: ProxyFlags): Promise<ProxyOptions> {
     upstreams: opts.upstream.map(parseUpstream),
     adminPort: parsePort(opts.adminPort, '--admin-port'),
     ...(opts.inboundHost ? { inboundHost: opts.inboundHost } : {}),
+    ...tracingOption(opts),
     ...(opts.svidTtl ? { svidTtlSeconds: Math.max(1, Math.round(parseDuration(opts.svidTtl) / 1000)) } : {}),
     ...(trustDomain ? { trustDomain } : {}),
     ...(rootNamespace ? { rootNamespace } : {}),
@@ -235,4 +243,27 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
     });
   });
+}
+
+/** Istio's default sampling percentage (meshConfig.defaultConfig.tracing.sampling). */
+const DEFAULT_TRACING_SAMPLING = 1;
+
+function tracingOption(opts: ProxyFlags): Pick<ProxyOptions, 'tracing'> {
+  if (opts.tracingEndpoint === undefined || opts.tracingEndpoint === '') {
+    if (opts.tracingSampling !== undefined || opts.tracingProtocol !== undefined) throw usageError('--tracing-sampling and --tracing-protocol need --tracing-endpoint URL (the OTLP collector)');
+    return {};
+  }
+  let url: URL;
+  try {
+    url = new URL(opts.tracingEndpoint);
+  } catch {
+    throw usageError(`--tracing-endpoint "${opts.tracingEndpoint}": expected a URL such as http://127.0.0.1:4318/v1/traces`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw usageError(`--tracing-endpoint "${opts.tracingEndpoint}": OTLP/HTTP needs an http:// or https:// URL`);
+  const sampling = opts.tracingSampling ?? String(DEFAULT_TRACING_SAMPLING);
+  const samplingPercent = parseSamplingPercent(sampling);
+  if (samplingPercent === undefined) throw usageError(`--tracing-sampling "${sampling}": expected a percentage from 0 to 100, e.g. 1 or 0.5`);
+  const protocol = opts.tracingProtocol ?? 'http/protobuf';
+  if (protocol !== 'http/protobuf' && protocol !== 'http/json') throw usageError(`--tracing-protocol "${protocol}": expected http/protobuf or http/json`);
+  return { tracing: { endpoint: url.href, samplingPercent, protocol } };
 }

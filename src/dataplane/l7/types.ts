@@ -30,6 +30,8 @@ export interface L7Request {
 export interface RequestContext {
   /** Envoy-style response flags, e.g. UF (upstream failure), URX, NR (no route). */
   responseFlags: string[];
+  /** This proxy's span for the request, when tracing is on (see l7/tracing.ts). */
+  trace?: RequestTrace;
   /** The authorization decision's summary, when one was made. */
   authz?: { decision: 'ALLOW' | 'DENY'; policy: string | null; reason: string };
   /** `iss/sub` of a verified JWT. */
@@ -75,4 +77,14 @@ export function isGrpc(request: Pick<L7Request, 'headers'>): boolean {
     if (name.toLowerCase() === 'content-type') return value.toLowerCase().startsWith('application/grpc');
   }
   return false;
+}
+
+/** The request's span as later layers see it; the traffic router records the upstream it picked. */
+export interface RequestTrace {
+  traceId: string;
+  spanId: string;
+  sampled: boolean;
+  /** Outbound: the cluster (`outbound|port|subset|host`) and SPIFFE ID of the last attempt's endpoint. */
+  upstreamCluster?: string;
+  upstreamIdentity?: string;
 }

@@ -254,7 +254,8 @@ export class DataPlaneTelemetry {
     const extra = context.telemetry;
     const header = (name: string): string | undefined => getHeader(request.headers, name);
     const requestId = header('x-request-id');
-    const traceId = traceIdOf(header('traceparent'));
+    // The trace this proxy joined or started (tracing on), else one the request carries.
+    const traceId = context.trace?.traceId ?? traceIdOf(header('traceparent'));
     const userAgent = header('user-agent');
     const forwardedFor = header('x-forwarded-for');
     const details = responseCodeDetails(request);

@@ -20,7 +20,7 @@ import { freePorts } from '../helpers/mesh-process.js';
 
 const JASON = { 'end-user': 'jason' };
 
-describe("Istio's bookinfo networking samples, unchanged, against the demo app", { timeout: 240_000 }, () => {
+describe("Istio's bookinfo networking samples, unchanged, against the demo app", { timeout: 300_000 }, () => {
   let dir: string;
   let group: ProcessGroup;
   let mesh: BookinfoMesh;

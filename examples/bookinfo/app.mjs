@@ -8,6 +8,11 @@
 //   reviews      GET /reviews/:id   v1: no ratings; v2 (black stars) and v3 (red stars) call ratings
 //   ratings      GET /ratings/:id
 //
+// The timeouts are Istio bookinfo's, so that its fault-injection tasks behave as documented:
+// productpage gives details 3 s and reviews 3 s with one retry (6 s in all); reviews v2 gives
+// ratings 10 s, v3 2.5 s. With ratings delayed 7 s (virtual-service-ratings-test-delay.yaml),
+// productpage gives up on reviews v2 after 6 s: "product reviews are currently unavailable".
+//
 // Usage: node app.mjs <service> [version]     (PORT and HTTP_PROXY come from `trellis run`)
 import http from 'node:http';
 
@@ -19,7 +24,7 @@ const proxy = process.env.HTTP_PROXY ? new URL(process.env.HTTP_PROXY) : undefin
 const PROPAGATED = ['x-request-id', 'end-user', 'user-agent', 'traceparent', 'tracestate', 'authorization'];
 
 /** Calls another service through the sidecar: an absolute-form request to the proxy port. */
-function call(url, incoming) {
+function call(url, incoming, timeoutMs) {
   const headers = {};
   for (const name of PROPAGATED) if (incoming.headers[name]) headers[name] = incoming.headers[name];
   const target = new URL(url);
@@ -33,27 +38,39 @@ function call(url, incoming) {
       res.on('data', (chunk) => (body += chunk));
       res.on('end', () => resolve({ status: res.statusCode, body, denied: res.headers['x-trellis-denied'] }));
     });
-    req.setTimeout(5000, () => req.destroy(new Error('timeout')));
-    req.on('error', (err) => resolve({ status: 503, body: err.message }));
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs / 1000} s`)));
+    req.on('error', (err) => resolve({ status: 0, body: err.message }));
   });
 }
 
+/** productpage's reviews call: one retry, as Istio's productpage does. */
+async function callWithRetry(url, incoming, timeoutMs) {
+  const first = await call(url, incoming, timeoutMs);
+  return first.status === 200 ? first : call(url, incoming, timeoutMs);
+}
+
+/** A 200 answer's JSON, or `{ error }` saying what went wrong (status, body, the mesh's reason). */
 function parse(result) {
-  try {
-    return JSON.parse(result.body);
-  } catch {
-    return { error: `${result.status} ${result.body.trim()}`, ...(result.denied ? { deniedBy: result.denied } : {}) };
+  if (result.status === 200) {
+    try {
+      return JSON.parse(result.body);
+    } catch {
+      // not JSON: reported below
+    }
   }
+  return { error: result.status ? `${result.status} ${result.body.trim()}` : result.body, ...(result.denied ? { deniedBy: result.denied } : {}) };
 }
 
 const handlers = {
   productpage: async (req) => {
     if (!req.url.startsWith('/productpage')) return [404, { error: 'not found' }];
     const [details, reviews] = await Promise.all([
-      call('http://details.default.svc.cluster.local:9080/details/0', req),
-      call('http://reviews.default.svc.cluster.local:9080/reviews/0', req),
+      call('http://details.default.svc.cluster.local:9080/details/0', req, 3000),
+      callWithRetry('http://reviews.default.svc.cluster.local:9080/reviews/0', req, 3000),
     ]);
-    return [200, { product: 'The Comedy of Errors', user: req.headers['end-user'] ?? null, details: parse(details), reviews: parse(reviews) }];
+    const reviewsBody = parse(reviews);
+    if (reviewsBody.error) reviewsBody.error = `Sorry, product reviews are currently unavailable for this book (${reviewsBody.error})`;
+    return [200, { product: 'The Comedy of Errors', user: req.headers['end-user'] ?? null, details: parse(details), reviews: reviewsBody }];
   },
   details: async (req) => {
     if (!req.url.startsWith('/details/')) return [404, { error: 'not found' }];
@@ -66,9 +83,11 @@ const handlers = {
       { reviewer: 'Reviewer2', text: 'Absolutely fun and entertaining. The play lacks thematic depth when compared to other plays by Shakespeare.' },
     ];
     if (version !== 'v1') {
-      const ratings = parse(await call('http://ratings.default.svc.cluster.local:9080/ratings/0', req));
-      reviews[0].rating = { stars: ratings.ratings?.Reviewer1 ?? null, color: version === 'v2' ? 'black' : 'red', ...(ratings.error ? { error: ratings.error } : {}) };
-      reviews[1].rating = { stars: ratings.ratings?.Reviewer2 ?? null, color: version === 'v2' ? 'black' : 'red', ...(ratings.error ? { error: ratings.error } : {}) };
+      const ratings = parse(await call('http://ratings.default.svc.cluster.local:9080/ratings/0', req, version === 'v2' ? 10_000 : 2_500));
+      const color = version === 'v2' ? 'black' : 'red';
+      const error = ratings.error ? { error: `Ratings service is currently unavailable (${ratings.error})` } : {};
+      reviews[0].rating = { stars: ratings.ratings?.Reviewer1 ?? null, color, ...error };
+      reviews[1].rating = { stars: ratings.ratings?.Reviewer2 ?? null, color, ...error };
     }
     return [200, { id: Number(req.url.split('/')[2]), podname: `reviews-${version}`, reviews }];
   },

@@ -37,7 +37,8 @@ export const DEFAULT_ADMIN_PORT = 15014;
 export const CONTROL_PLANE_RECORD = 'controlplane.json';
 
 export interface ControlPlaneOptions {
-  configDir: string;
+  /** One config directory, or several merged into one config set (each watched). */
+  configDir: string | readonly string[];
   stateDir: string;
   /** Where discovery listens (default 127.0.0.1). The admin API is always on loopback. */
   host?: string;
@@ -78,7 +79,10 @@ export interface ControlPlaneStatus {
 
 /** <state>/controlplane.json: lets other commands find this control plane's config and CA. */
 export interface ControlPlaneRecord {
+  /** The first config directory (all of them are in `configDirs`). */
   configDir: string;
+  /** Every config directory, in order (absent in records written before it existed). */
+  configDirs?: string[];
   caDir: string;
   trustDomain: string;
   rootNamespace: string;
@@ -119,7 +123,9 @@ export interface ControlPlane {
 export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
   const logger = options.logger ?? pino({ name: 'trellis-controlplane', level: process.env['TRELLIS_LOG_LEVEL'] ?? 'info' });
   const stateDir = resolve(options.stateDir);
-  const configDir = resolve(options.configDir);
+  const configDirs = [...new Set((typeof options.configDir === 'string' ? [options.configDir] : options.configDir).map((dir) => resolve(dir)))];
+  const configDir = configDirs[0];
+  if (configDir === undefined) throw new TrellisError('TRELLIS_CONFIG_DIR', 'no config directory given: pass at least one --config DIR', { exitCode: 2 });
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const caDir = join(stateDir, 'ca');
   const startedAt = new Date();
@@ -129,7 +135,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   // Settings fixed at startup; later config sets must agree with them.
   let pinned: { trustDomain: string; rootNamespace: string } | undefined;
   const store = new FileConfigStore({
-    dir: configDir,
+    dir: configDirs,
     stateDir,
     logger,
     validate: (config) => (pinned ? checkPinnedSettings(config, pinned.trustDomain, pinned.rootNamespace, configDir) : []),
@@ -251,7 +257,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       host: '127.0.0.1',
       port: options.adminPort ?? DEFAULT_ADMIN_PORT,
       logger,
-      routes: { status, syncz: () => ({ proxies: server.syncz() }), ready: () => store.current() !== undefined, metrics: () => metrics.exposition(), audit: (req, res) => audit.serve(req, res) },
+      routes: { status, syncz: () => ({ configVersion: server.configVersion ?? null, proxies: server.syncz() }), ready: () => store.current() !== undefined, metrics: () => metrics.exposition(), audit: (req, res) => audit.serve(req, res) },
     });
     cleanup.push(() => admin.stop());
     const adminUrl = `http://127.0.0.1:${admin.port}`;
@@ -267,9 +273,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     }
     const metricsUrl = metricsServer ? metricsServer.url() : `${adminUrl}/metrics`;
 
-    const record: ControlPlaneRecord = { configDir, caDir, trustDomain, rootNamespace, discovery: discoveryAddress, admin: adminUrl, metrics: metricsUrl, pid: process.pid, startedAt: startedAt.toISOString() };
+    const record: ControlPlaneRecord = { configDir, configDirs, caDir, trustDomain, rootNamespace, discovery: discoveryAddress, admin: adminUrl, metrics: metricsUrl, pid: process.pid, startedAt: startedAt.toISOString() };
     writeFileAtomic(join(stateDir, CONTROL_PLANE_RECORD), `${JSON.stringify(record, null, 2)}\n`);
-    logger.info({ event: 'controlplane.ready', identity: identity.toString(), discovery: discoveryAddress, admin: adminUrl, metrics: metricsUrl, config: configDir, ca: caDir, configVersion: store.current()?.version ?? null }, 'control plane ready');
+    logger.info({ event: 'controlplane.ready', identity: identity.toString(), discovery: discoveryAddress, admin: adminUrl, metrics: metricsUrl, config: configDirs, ca: caDir, configVersion: store.current()?.version ?? null }, 'control plane ready');
 
     return {
       identity: identity.toString(),

@@ -137,6 +137,14 @@ export class DiscoveryServer {
     return this.boundPort;
   }
 
+  /**
+   * The config version every connected proxy's snapshot is compiled from (pushes included); a
+   * newer accepted version may still wait out the push debounce.
+   */
+  get configVersion(): string | undefined {
+    return this.config?.version;
+  }
+
   /** A new accepted config: pushed after the debounce window. */
   setConfig(state: ConfigState): void {
     this.pendingConfig = state;

@@ -1,6 +1,8 @@
 /**
- * The embedded config store: a directory of YAML files (recursive, `.yaml`/`.yml`, dot-files
- * skipped). Any change reloads and validates the whole directory as one set: either every
+ * The embedded config store: one or more directories of YAML files (recursive, `.yaml`/`.yml`,
+ * dot-files skipped), read in the order given and merged into one config set — a resource
+ * defined in two of them is the same "defined twice" error as within one directory. Any change
+ * reloads and validates the whole set: either every
  * document is valid and the new set goes live, or the change is refused, its errors are kept
  * for `trellis status` and logged, and the last good set stays live.
  *
@@ -20,7 +22,8 @@ import type { ConfigRefusal, ConfigState, ConfigStore, ConfigStoreStatus, Config
 import { CreationStamps } from './creation-stamps.js';
 
 export interface FileConfigStoreOptions {
-  dir: string;
+  /** One directory, or several merged into one config set (each watched). */
+  dir: string | readonly string[];
   /** Where first-seen creation timestamps are kept. */
   stateDir: string;
   logger: Logger;
@@ -42,7 +45,9 @@ export interface ConfigValidation {
 const YAML_EXTENSIONS = new Set(['.yaml', '.yml']);
 
 export class FileConfigStore implements ConfigStore {
-  private readonly options: Required<Omit<FileConfigStoreOptions, 'validate' | 'onValidated'>> & Pick<FileConfigStoreOptions, 'validate' | 'onValidated'>;
+  private readonly options: Required<Omit<FileConfigStoreOptions, 'validate' | 'onValidated' | 'dir'>> & Pick<FileConfigStoreOptions, 'validate' | 'onValidated'>;
+  /** The config directories, in order, without repeats. */
+  private readonly dirs: readonly string[];
   private readonly stamps: CreationStamps;
   private readonly listeners = new Set<(state: ConfigState) => void>();
   private readonly refusedListeners = new Set<(refusal: ConfigRefusal) => void>();
@@ -65,14 +70,19 @@ export class FileConfigStore implements ConfigStore {
   private stopped = false;
 
   constructor(options: FileConfigStoreOptions) {
-    this.options = { debounceMs: 100, rescanIntervalMs: 2_000, now: () => new Date(), ...options };
+    const { dir, ...rest } = options;
+    this.options = { debounceMs: 100, rescanIntervalMs: 2_000, now: () => new Date(), ...rest };
+    this.dirs = [...new Set(typeof dir === 'string' ? [dir] : dir)];
+    if (this.dirs.length === 0) throw new TrellisError('TRELLIS_CONFIG_DIR', 'no config directory given: pass at least one --config DIR', { exitCode: 2 });
     this.stamps = new CreationStamps(options.stateDir);
   }
 
   async start(): Promise<void> {
-    const info = await stat(this.options.dir).catch(() => undefined);
-    if (!info?.isDirectory()) {
-      throw new TrellisError('TRELLIS_CONFIG_DIR', `config directory ${this.options.dir} does not exist or is not a directory: create it, or point --config at your YAML files`, { exitCode: 2 });
+    for (const dir of this.dirs) {
+      const info = await stat(dir).catch(() => undefined);
+      if (!info?.isDirectory()) {
+        throw new TrellisError('TRELLIS_CONFIG_DIR', `config directory ${dir} does not exist or is not a directory: create it, or point --config at your YAML files`, { exitCode: 2 });
+      }
     }
     await this.reload();
     await this.syncWatchers();
@@ -113,7 +123,7 @@ export class FileConfigStore implements ConfigStore {
     const config = this.state?.config;
     const resources = config ? configResourceCount(config) : 0;
     return {
-      source: `files:${this.options.dir}`,
+      source: `files:${this.dirs.join(',')}`,
       ...(this.state ? { version: this.state.version, acceptedAt: this.state.acceptedAt.toISOString() } : {}),
       resources,
       ...(this.lastChangeAt ? { lastChangeAt: this.lastChangeAt.toISOString() } : {}),
@@ -153,10 +163,11 @@ export class FileConfigStore implements ConfigStore {
     }
   }
 
-  /** Watches every directory under the config directory; follows directories added or removed. */
+  /** Watches every directory under the config directories; follows directories added or removed. */
   private async syncWatchers(): Promise<void> {
     if (this.stopped) return;
-    const dirs = new Set(await listDirectories(this.options.dir));
+    const dirs = new Set<string>();
+    for (const root of this.dirs) for (const dir of await listDirectories(root)) dirs.add(dir);
     // stop() may have run while the directories were listed: a watcher made now would never close.
     if (this.stopped) return;
     for (const [dir, watcher] of this.watchers) {
@@ -188,7 +199,7 @@ export class FileConfigStore implements ConfigStore {
 
   private async load(): Promise<void> {
     const problems: ConfigDiagnostic[] = [];
-    const texts = await readTexts(this.options.dir, problems);
+    const texts = await readTexts(this.dirs, problems);
     const key = sourcesKey(texts, problems);
     if (key === this.lastSourcesKey) return;
     this.lastSourcesKey = key;
@@ -235,9 +246,13 @@ export class FileConfigStore implements ConfigStore {
   }
 }
 
-/** Every YAML file under `dir`, in path order. Unreadable files become diagnostics. */
-async function readTexts(dir: string, problems: ConfigDiagnostic[]): Promise<ConfigText[]> {
+/**
+ * Every YAML file under each of `dirs`, directory by directory, in path order within each; a file
+ * reached twice (one directory inside another) is read once. Unreadable files become diagnostics.
+ */
+async function readTexts(dirs: readonly string[], problems: ConfigDiagnostic[]): Promise<ConfigText[]> {
   const texts: ConfigText[] = [];
+  const seen = new Set<string>();
   const walk = async (path: string): Promise<void> => {
     const entries = await readdir(path, { withFileTypes: true });
     for (const entry of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
@@ -245,7 +260,8 @@ async function readTexts(dir: string, problems: ConfigDiagnostic[]): Promise<Con
       const child = join(path, entry.name);
       if (entry.isDirectory()) {
         await walk(child);
-      } else if (YAML_EXTENSIONS.has(extname(entry.name))) {
+      } else if (YAML_EXTENSIONS.has(extname(entry.name)) && !seen.has(child)) {
+        seen.add(child);
         try {
           texts.push({ file: child, text: await readFile(child, 'utf8') });
         } catch (err) {
@@ -256,7 +272,7 @@ async function readTexts(dir: string, problems: ConfigDiagnostic[]): Promise<Con
       }
     }
   };
-  await walk(dir);
+  for (const dir of dirs) await walk(dir);
   return texts;
 }
 

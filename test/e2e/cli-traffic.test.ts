@@ -160,7 +160,8 @@ void describe('trellis route check', () => {
       ],
     );
     assert.deepEqual(json.destinations.map((d) => d.cluster), ['outbound|9080|v1|reviews.default.svc.cluster.local', 'outbound|9080|v2|reviews.default.svc.cluster.local']);
-    assert.deepEqual(json.destinations[0]?.loadBalancer, { simple: 'ROUND_ROBIN' });
+    // examples/bookinfo/config has Istio's destination-rule-all.yaml: no loadBalancer, so Istio's default.
+    assert.deepEqual(json.destinations[0]?.loadBalancer, { simple: 'LEAST_REQUEST' });
     assert.deepEqual(json.destinations.map((d) => d.endpoints.map((e) => e.workload)), [['default/reviews-v1'], ['default/reviews-v2']]);
     assert.equal(json.timeout, null);
     assert.equal(json.retries?.attempts, 2);
@@ -178,7 +179,7 @@ void describe('trellis route check', () => {
     assert.equal(lines[1], '  VirtualService default/reviews, route http[0] (no match conditions)');
     assert.match(result.stdout, /^ {5}80% {2}reviews\.default\.svc\.cluster\.local:9080 subset v1 {2}cluster outbound\|9080\|v1\|reviews\.default\.svc\.cluster\.local$/m);
     assert.match(result.stdout, /^ {5}20% {2}reviews\.default\.svc\.cluster\.local:9080 subset v2 /m);
-    assert.match(result.stdout, /load balancer: ROUND_ROBIN \(DestinationRule default\/reviews\)/);
+    assert.match(result.stdout, /load balancer: LEAST_REQUEST \(DestinationRule default\/reviews\)/);
     assert.match(result.stdout, /^ {2}timeout: none \(Istio's default for HTTP routes\)$/m);
     assert.match(result.stdout, /^ {2}retries: Istio's default \(the route sets none\): 2 retries on connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes;/m);
     assert.match(result.stdout, /^ {2}egress: allowed \(reviews\.default\.svc\.cluster\.local is a registered service\)$/m);

@@ -133,3 +133,47 @@ describe('file config store', () => {
     assert.deepEqual(Object.keys(JSON.parse(readFileSync(join(stateDir, CREATION_STAMPS_FILE), 'utf8')) as object), ['WorkloadEntry shop/a']);
   });
 });
+
+describe('file config store on several directories', () => {
+  let dir: string;
+  let store: FileConfigStore;
+  const logs: Array<Record<string, unknown>> = [];
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'trellis-store-dirs-'));
+    for (const sub of ['base', 'overlay', 'state']) mkdirSync(join(dir, sub));
+    writeFileSync(join(dir, 'base', 'a.yaml'), entry('a'));
+    // The same directory twice, and the overlay: read once each, in order.
+    store = new FileConfigStore({ dir: [join(dir, 'base'), join(dir, 'overlay'), join(dir, 'base')], stateDir: join(dir, 'state'), logger: captureLogger(logs), debounceMs: 50, rescanIntervalMs: 60_000 });
+    await store.start();
+  });
+  after(async () => {
+    await store.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('merges the directories into one config set, names them all in its status, and watches each', async () => {
+    assert.deepEqual(store.current()?.config.workloadEntries.map((w) => w.metadata.name), ['a']);
+    assert.equal(store.status().source, `files:${join(dir, 'base')},${join(dir, 'overlay')}`);
+    writeFileSync(join(dir, 'overlay', 'b.yaml'), entry('b', '10.0.0.2'));
+    await until(() => store.current()?.config.workloadEntries.length === 2, 5_000, 'b from the overlay');
+    assert.deepEqual(store.current()?.config.workloadEntries.map((w) => w.metadata.name).sort(), ['a', 'b']);
+  });
+
+  it('refuses a resource defined in two directories and keeps the last good set', async () => {
+    const live = store.current()?.version;
+    writeFileSync(join(dir, 'overlay', 'again.yaml'), entry('a', '10.0.0.3'));
+    await until(() => store.status().refusedVersion !== undefined, 5_000, 'the duplicate refused');
+    assert.equal(store.current()?.version, live);
+    assert.match(store.errors().map((error) => `${error.file}: ${error.message}`).join('\n'), /again\.yaml: .*WorkloadEntry shop\/a/);
+    rmSync(join(dir, 'overlay', 'again.yaml'));
+    await until(() => store.status().refusedVersion === undefined, 5_000, 'the refusal cleared');
+    assert.equal(store.current()?.version, live);
+  });
+
+  it('refuses to start when one of the directories is missing', async () => {
+    const missing = new FileConfigStore({ dir: [join(dir, 'base'), join(dir, 'nope')], stateDir: join(dir, 'state'), logger: captureLogger(logs) });
+    await assert.rejects(missing.start(), /config directory .*nope does not exist/);
+    await missing.stop();
+  });
+});

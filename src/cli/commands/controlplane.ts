@@ -9,8 +9,8 @@ export function registerControlPlane(program: Command): void {
   program
     .command('controlplane')
     .alias('up')
-    .description('run the control plane: watch a config directory, run the mesh CA, serve discovery to proxies (logs are JSON on stdout)')
-    .requiredOption('--config <dir>', 'directory of Istio/Trellis YAML, watched for changes')
+    .description('run the control plane: watch config directories, run the mesh CA, serve discovery to proxies (logs are JSON on stdout)')
+    .requiredOption('--config <dir>', 'directory of Istio/Trellis YAML, watched for changes; repeat it to merge several directories into one config (a resource defined in two of them is an error)', collect)
     .requiredOption('--state <dir>', 'state directory: the mesh CA (<state>/ca) and first-seen timestamps; created if missing')
     .option('--discovery-port <port>', 'discovery port (gRPC over mTLS)', String(DEFAULT_DISCOVERY_PORT))
     .option('--admin-port <port>', 'admin API port (HTTP, loopback only); it also serves Prometheus metrics at /metrics', String(DEFAULT_ADMIN_PORT))
@@ -18,7 +18,7 @@ export function registerControlPlane(program: Command): void {
     .option('--metrics-host <address>', 'address the --metrics-port listener binds', '127.0.0.1')
     .option('--host <address>', 'address the discovery port listens on', '127.0.0.1')
     .option('--trust-domain <name>', 'trust domain for a new CA when the config has no MeshConfig trustDomain (default cluster.local)')
-    .action(async (opts: { config: string; state: string; discoveryPort: string; adminPort: string; host: string; trustDomain?: string; metricsPort?: string; metricsHost: string }) => {
+    .action(async (opts: { config: string[]; state: string; discoveryPort: string; adminPort: string; host: string; trustDomain?: string; metricsPort?: string; metricsHost: string }) => {
       const cp = await startControlPlane({
         configDir: opts.config,
         stateDir: opts.state,
@@ -31,6 +31,10 @@ export function registerControlPlane(program: Command): void {
       await Promise.race([once(process, 'SIGTERM'), once(process, 'SIGINT')]);
       await cp.stop();
     });
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 export function parsePort(value: string, flag: string): number {

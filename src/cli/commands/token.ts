@@ -51,13 +51,15 @@ export async function workloadTarget(stateDir: string, workloadRef: string): Pro
   const opts = { state: stateDir, workload: workloadRef };
   if (!/^[^/\s]+\/[^/\s]+$/.test(opts.workload)) throw usageError(`--workload ${opts.workload}: expected NAMESPACE/NAME of a WorkloadEntry`);
   const record = readControlPlaneRecord(opts.state);
-  const loaded = await loadConfigPaths([record.configDir]);
+  const configDirs = record.configDirs ?? [record.configDir];
+  const where = configDirs.join(', ');
+  const loaded = await loadConfigPaths(configDirs);
   if (!loaded.config) {
-    throw new TrellisError('TRELLIS_CONFIG_INVALID', `the config in ${record.configDir} is invalid:\n${loaded.errors.map(formatDiagnostic).join('\n')}`);
+    throw new TrellisError('TRELLIS_CONFIG_INVALID', `the config in ${where} is invalid:\n${loaded.errors.map(formatDiagnostic).join('\n')}`);
   }
   const workload = findWorkload(buildRegistry(loaded.config), opts.workload);
   if (workload === undefined) {
-    throw new TrellisError('TRELLIS_UNKNOWN_WORKLOAD', `no WorkloadEntry ${opts.workload} in ${record.configDir}: check the namespace and name`, { exitCode: 2 });
+    throw new TrellisError('TRELLIS_UNKNOWN_WORKLOAD', `no WorkloadEntry ${opts.workload} in ${where}: check the namespace and name`, { exitCode: 2 });
   }
   // The CA's trust domain (recorded by the control plane) is the mesh's when the MeshConfig names none.
   const trustDomain = loaded.config.meshConfig?.spec.trustDomain ?? record.trustDomain;

@@ -1,23 +1,18 @@
 /**
  * `trellis demo`: the README's first command. It starts a control plane on the config in
- * examples/bookinfo/config (watched: edit it while the demo runs), the bookinfo-style app with a
- * sidecar per workload and a `sleep` client, then makes allowed and denied calls and shows the
- * decisions. Every piece is a real process talking over real sockets on loopback.
+ * examples/bookinfo/config (watched: edit it while the demo runs) plus a traffic directory of its
+ * own (<state>/traffic, also watched: drop Istio VirtualServices there), the bookinfo-style app
+ * with a sidecar per workload and a `sleep` client, then makes allowed and denied calls and shows
+ * the decisions, and shifts reviews from v1 to v3 as a canary, step by step. Every piece is a
+ * real process talking over real sockets on loopback.
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import http from 'node:http';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { formatDiagnostic } from '../../api/diagnostics.js';
 import { TrellisError } from '../../api/errors.js';
-import { loadConfigPaths } from '../../api/loader.js';
-import { readControlPlaneRecord } from '../../controlplane/controlplane.js';
-import { MeshCA } from '../../identity/ca.js';
-import { freePort } from '../commands/proxy.js';
-import { workloadTarget } from '../commands/token.js';
 import { printLine } from '../output.js';
+import { BOOKINFO_CONFIG_DIR, BOOKINFO_SAMPLES_DIR, BookinfoMesh, type MeshClient, pageView, PRODUCTPAGE, type Reply, resetTrafficDir, sleep, type Workload } from './bookinfo-mesh.js';
 import { ProcessGroup } from './processes.js';
 
 export interface MeshDemoOptions {
@@ -28,73 +23,56 @@ export interface MeshDemoOptions {
   keep?: boolean;
 }
 
-const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-const CONFIG_DIR = join(ROOT, 'examples', 'bookinfo', 'config');
-const APP = join(ROOT, 'examples', 'bookinfo', 'app.mjs');
-const BIN = join(ROOT, 'bin', 'trellis.js');
-const CLIENT = 'default/sleep';
-
-interface Workload {
-  ref: string;
-  name: string;
-  app?: string;
-  version?: string;
-  address: string;
-  ports: Record<string, number>;
-  identity: string;
-}
+/** The file in the traffic directory that the canary steps replace. */
+const CANARY_FILE = 'canary.yaml';
+/**
+ * Calls per canary step. Weighted destinations are drawn at random per request (Istio's
+ * semantics), so a split step can only be checked statistically: with 100 calls at 80/20 the
+ * chance that v3 never shows up is 0.8^100 ≈ 2.0e-10 (and v1 never: 0.2^100 ≈ 1e-70) — a
+ * failure there is a bug, not bad luck. The 100% steps are exact.
+ */
+const SPLIT_CALLS = 100;
+const FIXED_CALLS = 20;
 
 export async function meshDemo(opts: MeshDemoOptions): Promise<number> {
   const state = opts.state ?? mkdtempSync(join(tmpdir(), 'trellis-demo-'));
   const logs = join(state, 'logs');
+  const trafficDir = join(state, 'traffic');
   // The state holds the CA's private key.
   mkdirSync(state, { recursive: true, mode: 0o700 });
   mkdirSync(logs, { recursive: true });
+  // The traffic directory belongs to the demo: it starts empty.
+  resetTrafficDir(trafficDir);
   const group = new ProcessGroup();
   let interrupted = false;
   const onSignal = (): void => {
     interrupted = true;
   };
   process.once('SIGINT', onSignal);
+  let mesh: BookinfoMesh | undefined;
   try {
-    const workloads = await readWorkloads();
-    await checkPortsFree(workloads);
     printLine('Trellis demo: the bookinfo app on a zero-trust mesh (STRICT mTLS, deny by default)');
-    printLine(`  config   ${relative(process.cwd(), CONFIG_DIR) || CONFIG_DIR}   (watched: edit it while the demo runs)`);
+    printLine(`  config   ${show(BOOKINFO_CONFIG_DIR)}   (watched: edit it while the demo runs)`);
+    printLine(`  traffic  ${trafficDir}   (watched too: the canary steps write here; drop Istio samples in)`);
     printLine(`  state    ${state}`);
 
-    group.startNode('controlplane', [BIN, 'controlplane', '--config', CONFIG_DIR, '--state', state, '--discovery-port', '0', '--admin-port', '0'], join(logs, 'controlplane.log'));
-    const controlPlane = await waitForControlPlane(state, group);
-    printLine(`  control plane  discovery ${controlPlane.discovery}, admin ${controlPlane.admin}`);
-
-    const clientPort = await freePort();
-    for (const workload of workloads) {
-      const { caDir, id } = await workloadTarget(state, workload.ref);
-      const { token } = await MeshCA.open(caDir).createJoinToken(id, 600_000, 'demo');
-      const env = { TRELLIS_JOIN_TOKEN: token };
-      const common = ['--mesh', state, '--workload', workload.ref, '--admin-port', '0', '--state', join(state, 'proxies', workload.name)];
-      if (workload.ref === CLIENT) {
-        group.startNode(workload.name, [BIN, 'proxy', ...common, '--outbound-port', String(clientPort)], join(logs, `${workload.name}.log`), env);
-      } else {
-        const args = [BIN, 'run', ...common, '--', process.execPath, APP, workload.app ?? workload.name, workload.version ?? 'v1'];
-        group.startNode(workload.name, args, join(logs, `${workload.name}.log`), env);
-      }
-    }
-    await waitForSync(controlPlane.admin, workloads.length, group);
+    mesh = await BookinfoMesh.start({ configDirs: [BOOKINFO_CONFIG_DIR, trafficDir], trafficDir, state, logs, group });
+    printLine(`  control plane  discovery ${mesh.discovery}, admin ${mesh.admin}`);
     printLine('\nWorkloads (each process: the app + its sidecar; logs in state/logs):');
-    for (const workload of workloads) {
+    for (const workload of mesh.workloads) {
       const ports = Object.entries(workload.ports).map(([name, port]) => `${name} ${workload.address}:${port}`).join(', ') || 'no inbound ports (client only)';
       printLine(`  ${workload.name.padEnd(15)} ${workload.identity.padEnd(60)} ${ports}`);
     }
-    const client = new MeshClient(clientPort);
-    await waitForApp(client, group);
 
-    const failures = await runScenario(client, workloads);
+    let failures = await runScenario(mesh.client, mesh.workloads);
+    failures += await runCanary(mesh);
     printLine('\nWhere to look next:');
-    printLine(`  trellis proxy-status --admin ${controlPlane.admin}     every proxy, its identity and config versions`);
-    printLine(`  trellis status --admin ${controlPlane.admin}           config health (an invalid edit shows here, the old config stays)`);
-    printLine(`  ${relative(process.cwd(), join(CONFIG_DIR, 'authorization.yaml'))}   edit a rule: proxies follow within a second`);
-    printLine(`  curl -x http://127.0.0.1:${clientPort} http://productpage.default.svc.cluster.local:9080/productpage   (as the sleep workload)`);
+    printLine(`  trellis proxy-status --admin ${mesh.admin}     every proxy, its identity and config versions`);
+    printLine(`  trellis status --admin ${mesh.admin}           config health (an invalid edit shows here, the old config stays)`);
+    printLine(`  ${show(join(BOOKINFO_CONFIG_DIR, 'authorization.yaml'))}   edit a rule: proxies follow within a second`);
+    printLine(`  cp ${show(join(BOOKINFO_SAMPLES_DIR, 'virtual-service-ratings-test-delay.yaml'))} ${trafficDir}/`);
+    printLine('      Istio\'s fault-injection task: ratings waits 7 s for jason, productpage gives up on reviews after 6 s');
+    printLine(`  curl -x http://127.0.0.1:${mesh.clientPort} -H 'end-user: jason' http://${PRODUCTPAGE}/productpage   (as the sleep workload)`);
     if (failures > 0) printLine(`\n${failures} step(s) did not behave as expected: see ${logs}`);
     if (opts.once) return failures > 0 ? 1 : 0;
     printLine('\nThe mesh is running. Press Ctrl-C to stop it.');
@@ -106,10 +84,15 @@ export async function meshDemo(opts: MeshDemoOptions): Promise<number> {
     return 0;
   } finally {
     process.off('SIGINT', onSignal);
+    mesh?.client.close();
     await group.stopAll();
     if (!opts.keep && !opts.state) rmSync(state, { recursive: true, force: true });
     else printLine(`State and logs kept in ${state}`);
   }
+}
+
+function show(path: string): string {
+  return relative(process.cwd(), path) || path;
 }
 
 /** The scripted calls: each says what it shows, what happened, and whether that was expected. */
@@ -125,24 +108,22 @@ async function runScenario(client: MeshClient, workloads: Workload[]): Promise<n
   printLine('\nCalls from the sleep workload (spiffe://cluster.local/ns/default/sa/sleep):');
   const seen = new Set<string>();
   for (let i = 0; i < 3; i++) {
-    const page = await client.get('productpage.default.svc.cluster.local:9080', '/productpage');
-    const body = json(page.body);
-    const reviews = body?.['reviews'] as { podname?: string; reviews?: Array<{ rating?: { stars?: number; color?: string } }> } | undefined;
-    const rating = reviews?.reviews?.[0]?.rating;
-    const served = reviews?.podname ?? 'no reviews';
+    const reply = await client.get(PRODUCTPAGE, '/productpage');
+    const page = pageView(reply);
+    const served = page.reviews ?? 'no reviews';
     seen.add(served);
     step(
       `GET /productpage (allowed: productpage-viewer admits sleep)`,
-      page,
+      reply,
       200,
-      `productpage → details (${(body?.['details'] as { servedBy?: string } | undefined)?.servedBy ?? 'error'}) and ${served}${rating ? `, ${rating.stars ?? '?'} ${rating.color ?? ''} stars from ratings` : ''}`,
+      `productpage → details (${page.details ?? 'error'}) and ${served}${page.color ? `, ${page.stars ?? '?'} ${page.color} stars from ratings` : ''}`,
     );
   }
-  printLine(`    reviews versions seen: ${[...seen].sort().join(', ')} (DestinationRule reviews: round robin over the endpoints)`);
+  printLine(`    reviews versions seen: ${[...seen].sort().join(', ')} (no VirtualService yet: any of v1, v2, v3 may answer)`);
 
   const direct = await client.get('ratings.default.svc.cluster.local:9080', '/ratings/0');
   step('GET ratings directly (denied: only reviews may call ratings)', direct, 403, describeDenial(direct));
-  const post = await client.request('POST', 'productpage.default.svc.cluster.local:9080', '/productpage');
+  const post = await client.request('POST', PRODUCTPAGE, '/productpage');
   step('POST /productpage (denied: the policy allows GET only)', post, 403, describeDenial(post));
   const details = await client.get('details.default.svc.cluster.local:9080', '/details/0');
   step('GET details directly (denied: details admits productpage only)', details, 403, describeDenial(details));
@@ -161,118 +142,99 @@ async function runScenario(client: MeshClient, workloads: Workload[]): Promise<n
   return failures;
 }
 
+/** A VirtualService that splits reviews between v1 and v3, as the demo's canary writes it. */
+function reviewsSplit(v1: number, v3: number): string {
+  const destinations = [
+    ...(v1 > 0 ? [`    - destination:\n        host: reviews\n        subset: v1\n      weight: ${v1}\n`] : []),
+    ...(v3 > 0 ? [`    - destination:\n        host: reviews\n        subset: v3\n      weight: ${v3}\n`] : []),
+  ];
+  return `# Written by \`trellis demo\`: a canary step for reviews (v1 ${v1}%, v3 ${v3}%).
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata:
+  name: reviews
+spec:
+  hosts:
+  - reviews
+  http:
+  - route:
+${destinations.join('')}`;
+}
+
+interface CanaryStep {
+  title: string;
+  /** Where the text comes from, for the output. */
+  source: string;
+  text: string;
+  /** Calls, each with its headers, and the versions each group must (exactly) or may show. */
+  checks: Array<{ label: string; headers: Record<string, string>; calls: number; only: string[]; all?: boolean; color?: string }>;
+}
+
+/**
+ * The canary: reviews goes from v1 to v3 in steps. Each step replaces <traffic>/canary.yaml,
+ * waits until every proxy acknowledged the new config (the control plane's /debug/syncz, no
+ * sleeping), then calls productpage and counts the reviews versions that answered.
+ */
+async function runCanary(mesh: BookinfoMesh): Promise<number> {
+  const sample = (name: string): { source: string; text: string } => ({ source: `${show(join(BOOKINFO_SAMPLES_DIR, name))} (Istio's sample, unchanged)`, text: readFileSync(join(BOOKINFO_SAMPLES_DIR, name), 'utf8') });
+  const steps: CanaryStep[] = [
+    { title: 'every service to v1', ...sample('virtual-service-all-v1.yaml'), checks: [{ label: '', headers: {}, calls: FIXED_CALLS, only: ['reviews-v1'] }] },
+    { title: 'canary: 20% of reviews to v3', source: 'VirtualService reviews, weights 80/20', text: reviewsSplit(80, 20), checks: [{ label: '', headers: {}, calls: SPLIT_CALLS, only: ['reviews-v1', 'reviews-v3'], all: true }] },
+    { title: 'canary: half of reviews to v3', source: 'VirtualService reviews, weights 50/50', text: reviewsSplit(50, 50), checks: [{ label: '', headers: {}, calls: SPLIT_CALLS, only: ['reviews-v1', 'reviews-v3'], all: true }] },
+    { title: 'shift done: every reviews call to v3', source: 'VirtualService reviews, v3 only', text: reviewsSplit(0, 100), checks: [{ label: '', headers: {}, calls: FIXED_CALLS, only: ['reviews-v3'], color: 'red' }] },
+    {
+      title: 'jason tests v2, everyone else gets v1',
+      ...sample('virtual-service-reviews-test-v2.yaml'),
+      checks: [
+        { label: 'with end-user: jason', headers: { 'end-user': 'jason' }, calls: FIXED_CALLS / 2, only: ['reviews-v2'], color: 'black' },
+        { label: 'without', headers: {}, calls: FIXED_CALLS / 2, only: ['reviews-v1'] },
+      ],
+    },
+  ];
+
+  printLine(`\nCanary: shifting reviews from v1 to v3. Each step replaces ${join(mesh.trafficDir, CANARY_FILE)},`);
+  printLine('waits until every proxy has acknowledged the new config, then calls productpage:');
+  let failures = 0;
+  for (const step of steps) {
+    let push;
+    try {
+      push = await mesh.applyTraffic(CANARY_FILE, step.text);
+    } catch (err) {
+      failures += 1;
+      printLine(`\n✗ ${step.title}\n    ${(err as Error).message}`);
+      continue;
+    }
+    const lines: string[] = [];
+    let ok = true;
+    for (const check of step.checks) {
+      const counts = new Map<string, number>();
+      const problems: string[] = [];
+      for (let i = 0; i < check.calls; i++) {
+        const page = await mesh.productpage(check.headers);
+        const served = page.reviews ?? `error: ${page.status} ${page.reviewsError ?? page.body.slice(0, 120)}`;
+        counts.set(served, (counts.get(served) ?? 0) + 1);
+        if (page.status !== 200 || page.reviews === undefined || page.ratingsError !== undefined) problems.push(`${page.status} ${page.ratingsError ?? page.reviewsError ?? page.body.slice(0, 120)}`);
+        else if (check.color !== undefined && page.color !== check.color) problems.push(`${page.reviews} showed ${page.color ?? 'no'} stars`);
+      }
+      const unexpected = [...counts.keys()].filter((version) => !check.only.includes(version));
+      const missing = check.all ? check.only.filter((version) => !counts.has(version)) : [];
+      const good = unexpected.length === 0 && missing.length === 0 && problems.length === 0;
+      if (!good) ok = false;
+      const tally = [...counts.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([version, count]) => `${version} ×${count}`).join(', ');
+      const stars = check.color ? ` (${check.color} stars)` : '';
+      lines.push(`    ${check.calls} calls${check.label ? ` ${check.label}` : ''}: ${tally}${good ? stars : `   (expected ${check.all ? 'both ' : 'only '}${check.only.join(check.all ? ' and ' : ', ')}${problems[0] ? `; ${problems[0]}` : ''})`}`);
+    }
+    if (!ok) failures += 1;
+    printLine(`\n${ok ? '✓' : '✗'} ${step.title}: ${step.source}`);
+    printLine(`    config ${push.version} acknowledged by all ${push.proxies} proxies after ${push.ms} ms`);
+    for (const line of lines) printLine(line);
+  }
+  return failures;
+}
+
 function describeDenial(reply: Reply): string {
   const reason = reply.headers['x-trellis-denied'];
   return `${reply.body.trim()}${typeof reason === 'string' ? `\n    why: ${reason}` : ''}`;
-}
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-/** HTTP through the sleep workload's sidecar: absolute-form requests to its proxy port. */
-class MeshClient {
-  private readonly agent = new http.Agent({ keepAlive: true });
-
-  constructor(private readonly proxyPort: number) {}
-
-  get(authority: string, path: string): Promise<Reply> {
-    return this.request('GET', authority, path);
-  }
-
-  request(method: string, authority: string, path: string): Promise<Reply> {
-    return new Promise((resolve) => {
-      const req = http.request({ host: '127.0.0.1', port: this.proxyPort, method, path: `http://${authority}${path}`, headers: { host: authority }, agent: this.agent }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (body += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-      });
-      req.setTimeout(10_000, () => req.destroy(new Error('timed out')));
-      req.on('error', (err) => resolve({ status: 0, headers: {}, body: err.message }));
-      req.end();
-    });
-  }
-}
-
-async function readWorkloads(): Promise<Workload[]> {
-  const loaded = await loadConfigPaths([CONFIG_DIR]);
-  if (!loaded.config) {
-    throw new TrellisError('TRELLIS_CONFIG_INVALID', `the demo config in ${CONFIG_DIR} is invalid:\n${loaded.errors.map(formatDiagnostic).join('\n')}`);
-  }
-  const trustDomain = loaded.config.mesh.trustDomain;
-  return loaded.config.workloadEntries.map((entry) => {
-    const namespace = entry.metadata.namespace ?? 'default';
-    const labels = entry.spec.labels ?? {};
-    return {
-      ref: `${namespace}/${entry.metadata.name}`,
-      name: entry.metadata.name,
-      ...(labels['app'] ? { app: labels['app'] } : {}),
-      ...(labels['version'] ? { version: labels['version'] } : {}),
-      address: entry.spec.address ?? '127.0.0.1',
-      ports: entry.spec.ports ?? {},
-      identity: `spiffe://${trustDomain}/ns/${namespace}/sa/${entry.spec.serviceAccount ?? 'default'}`,
-    };
-  });
-}
-
-async function checkPortsFree(workloads: Workload[]): Promise<void> {
-  for (const workload of workloads) {
-    for (const port of Object.values(workload.ports)) {
-      const free = await new Promise<boolean>((resolve) => {
-        const server = net.createServer();
-        server.once('error', () => resolve(false));
-        server.listen(port, workload.address, () => server.close(() => resolve(true)));
-      });
-      if (!free) {
-        throw new TrellisError('TRELLIS_DEMO', `port ${workload.address}:${port} (WorkloadEntry ${workload.ref}) is in use: stop what uses it, or change the port in ${join(CONFIG_DIR, 'workloads.yaml')}`);
-      }
-    }
-  }
-}
-
-async function waitForControlPlane(state: string, group: ProcessGroup): Promise<{ discovery: string; admin: string }> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (group.exited().includes('controlplane')) throw new TrellisError('TRELLIS_DEMO', `the control plane stopped: see ${join(state, 'logs', 'controlplane.log')}`);
-    if (existsSync(join(state, 'controlplane.json'))) {
-      const record = readControlPlaneRecord(state);
-      const status = await getJson(`${record.admin}/healthz/ready`).catch(() => undefined);
-      if (status !== undefined) return { discovery: record.discovery, admin: record.admin };
-    }
-    if (Date.now() > deadline) throw new TrellisError('TRELLIS_DEMO', 'the control plane did not start within 30 s');
-    await sleep(100);
-  }
-}
-
-/** Waits until every workload's proxy is connected and has acknowledged all four resource types. */
-async function waitForSync(admin: string, expected: number, group: ProcessGroup): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const died = group.exited();
-    if (died.length > 0) throw new TrellisError('TRELLIS_DEMO', `${died.join(', ')} stopped during startup: see its log in the state directory`);
-    const answer = (await getJson(`${admin}/debug/syncz`).catch(() => ({ proxies: [] }))) as { proxies: Array<{ types: Record<string, { status: string }> }> };
-    const proxies = answer.proxies;
-    const synced = proxies.filter((proxy) => Object.values(proxy.types).every((type) => type.status === 'SYNCED'));
-    if (synced.length >= expected) return;
-    if (Date.now() > deadline) throw new TrellisError('TRELLIS_DEMO', `only ${synced.length} of ${expected} proxies synced within 60 s`);
-    await sleep(100);
-  }
-}
-
-/** The apps start after their sidecars: wait until a full page renders. */
-async function waitForApp(client: MeshClient, group: ProcessGroup): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const died = group.exited();
-    if (died.length > 0) throw new TrellisError('TRELLIS_DEMO', `${died.join(', ')} stopped during startup`);
-    const page = await client.get('productpage.default.svc.cluster.local:9080', '/productpage');
-    if (page.status === 200 && !page.body.includes('"error"')) return;
-    if (Date.now() > deadline) throw new TrellisError('TRELLIS_DEMO', `the app did not come up within 30 s (last answer: ${page.status} ${page.body.slice(0, 200)})`);
-    await sleep(200);
-  }
 }
 
 function plaintextRequest(host: string, port: number): Promise<string> {
@@ -286,33 +248,3 @@ function plaintextRequest(host: string, port: number): Promise<string> {
   });
 }
 
-function getJson(url: string): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    http
-      .get(url, (res) => {
-        let body = '';
-        res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-        res.on('end', () => {
-          if ((res.statusCode ?? 500) >= 400) return reject(new Error(`${url}: ${res.statusCode}`));
-          try {
-            resolve(JSON.parse(body));
-          } catch (err) {
-            reject(err as Error);
-          }
-        });
-      })
-      .on('error', reject);
-  });
-}
-
-function json(text: string): Record<string, unknown> | undefined {
-  try {
-    return JSON.parse(text) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

@@ -19,6 +19,8 @@ const discoveryRequestSchema = z.object({
       proxyVersion: boundedText(MAX_TEXT),
       hostname: boundedText(MAX_TEXT).optional(),
       pid: z.number().int().nonnegative().optional(),
+      // host:port only (no scheme, no path): `trellis top` scrapes http://<this>/stats/prometheus.
+      metrics: z.string().max(MAX_TEXT).regex(/^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/, 'expected host:port').optional(),
     })
     .optional(),
   typeUrl: z.enum(RESOURCE_TYPES),

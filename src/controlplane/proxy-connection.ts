@@ -26,6 +26,8 @@ export interface ProxySyncStatus {
   proxyVersion: string;
   hostname?: string;
   pid?: number;
+  /** `host:port` of the proxy's Prometheus metrics, as it reported them. */
+  metrics?: string;
   peer: string;
   connectedAt: string;
   certificateExpiresAt: string;
@@ -148,6 +150,7 @@ export class ProxyConnection {
       proxyVersion: this.node.proxyVersion,
       ...(this.node.hostname === undefined ? {} : { hostname: this.node.hostname }),
       ...(this.node.pid === undefined ? {} : { pid: this.node.pid }),
+      ...(this.node.metrics === undefined ? {} : { metrics: this.node.metrics }),
       peer: this.peer,
       connectedAt: this.connectedAt.toISOString(),
       certificateExpiresAt: this.certificateExpiresAt.toISOString(),

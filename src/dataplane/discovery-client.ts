@@ -76,6 +76,8 @@ export interface DiscoveryClientOptions {
   svidTtlSeconds?: number;
   apply: ApplyResource;
   proxyVersion?: string;
+  /** `host:port` of this proxy's Prometheus metrics, reported in the node metadata (for `trellis top`). */
+  metricsAddress?: string;
   /** Reconnect backoff: first delay and cap (defaults 500 ms and 30 s), with jitter. */
   backoff?: { initialMs?: number; maxMs?: number };
   /** Deadline of unary calls (default 10 s). */
@@ -132,7 +134,13 @@ export class DiscoveryClient extends EventEmitter<DiscoveryClientEvents> {
     this.controlPlane = options.controlPlaneIdentity ?? controlPlaneIdentity(this.bundle.trustDomain, options.rootNamespace ?? 'istio-system');
     SpiffeId.parse(this.controlPlane);
     this.joinToken = options.joinToken;
-    this.node = { workload: options.workload, proxyVersion: options.proxyVersion ?? 'trellis-0.1.0', hostname: hostname(), pid: process.pid };
+    this.node = {
+      workload: options.workload,
+      proxyVersion: options.proxyVersion ?? 'trellis-0.1.0',
+      hostname: hostname(),
+      pid: process.pid,
+      ...(options.metricsAddress === undefined ? {} : { metrics: options.metricsAddress }),
+    };
   }
 
   /** `bootstrap()` then `connect()`. */

@@ -88,6 +88,7 @@ export async function startProxy(options: ProxyOptions, readyTimeoutMs = 30_000)
       ...(proof.joinToken ? { joinToken: proof.joinToken } : {}),
       ...(proof.kept ? { svid: proof.kept } : {}),
       ...(options.svidTtlSeconds ? { svidTtlSeconds: options.svidTtlSeconds } : {}),
+      ...(options.metrics && telemetry.server ? { metricsAddress: hostPort(options.metrics.host, telemetry.server.port) } : {}),
       logger: log,
       apply: (type, resource, version) => (holder.sidecar ? holder.sidecar.apply(type, resource, version) : { ok: false, error: 'the sidecar is not built yet' }),
     });
@@ -296,4 +297,9 @@ function keepSvid(dir: string, svid: Svid, bundle: TrustBundle, log: Logger): vo
   } catch (err) {
     log.warn({ err: errorMessage(err) }, `cannot keep the certificate in ${dir}`);
   }
+}
+
+/** `host:port`, with an IPv6 host in brackets. */
+function hostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }

@@ -62,6 +62,12 @@ export interface NodeInfo {
   proxyVersion: string;
   hostname?: string;
   pid?: number;
+  /**
+   * `host:port` where this proxy serves its Prometheus metrics (`/stats/prometheus`), when it
+   * does; `trellis top` scrapes it. An unspecified host (0.0.0.0, ::) means the address the
+   * control plane sees the proxy connect from.
+   */
+  metrics?: string;
 }
 
 export interface DiscoveryRequest {

@@ -10,6 +10,7 @@ import { registerProxy } from './proxy.js';
 import { registerRoute } from './route.js';
 import { registerStatus } from './status.js';
 import { registerToken } from './token.js';
+import { registerTop } from './top.js';
 import { registerValidate } from './validate.js';
 
 /** Every command module registers itself here; keep the list in the order of `trellis --help`. */
@@ -26,4 +27,5 @@ export function registerCommands(program: Command): void {
   registerProxy(program);
   registerStatus(program);
   registerAudit(program);
+  registerTop(program);
 }

@@ -2,11 +2,39 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { runTrellis } from '../helpers/cli.js';
+import { OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.js';
+
+/** A trace in which productpage's server span leads to reviews' and on to ratings'. */
+function productpageToRatings(spans: readonly ReceivedSpan[]): boolean {
+  const byTrace = new Map<string, ReceivedSpan[]>();
+  for (const span of spans) byTrace.set(span.traceId, [...(byTrace.get(span.traceId) ?? []), span]);
+  return [...byTrace.values()].some((trace) => {
+    const byId = new Map(trace.map((span) => [span.spanId, span]));
+    const serverOf = (service: string): ReceivedSpan[] => trace.filter((span) => span.kind === 2 && span.service === service);
+    /** Whether `span` descends from `ancestor` through parent links. */
+    const under = (span: ReceivedSpan, ancestor: ReceivedSpan): boolean => {
+      for (let at = byId.get(span.parentSpanId); at; at = byId.get(at.parentSpanId)) if (at === ancestor) return true;
+      return false;
+    };
+    return serverOf('productpage.default').some((page) =>
+      serverOf('reviews.default').some((reviews) => under(reviews, page) && serverOf('ratings.default').some((ratings) => under(ratings, reviews))),
+    );
+  });
+}
 
 describe('trellis demo --once (the README first command, minus the install)', () => {
   it('brings up the bookinfo mesh, makes the allowed and denied calls, and stops everything', async () => {
-    const result = await runTrellis(['demo', '--once'], { timeoutMs: 240_000 });
+    const collector = await OtlpReceiver.start();
+    let result: Awaited<ReturnType<typeof runTrellis>>;
+    try {
+      result = await runTrellis(['demo', '--once', '--tracing-endpoint', collector.url, '--tracing-protocol', 'http/json'], { timeoutMs: 240_000 });
+      // Tracing through the demo: a trace spans productpage → reviews → ratings (v2 and v3 call ratings).
+      assert.ok(productpageToRatings(collector.spans), `no productpage → reviews → ratings trace among ${collector.spans.length} spans`);
+    } finally {
+      await collector.close();
+    }
     assert.equal(result.code, 0, `${result.stdout}\n${result.stderr}`);
+    assert.match(result.stdout, /trellis top --admin http:\/\/127\.0\.0\.1:\d+/);
     assert.doesNotMatch(result.stdout, /✗/);
     assert.match(result.stdout, /✓ GET \/productpage/);
     // With no VirtualService, Istio's default load balancer (LEAST_REQUEST) picks any version.

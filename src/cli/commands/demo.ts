@@ -12,7 +12,9 @@ export function registerDemo(program: Command): void {
     .option('--once', 'run the calls once and exit (exit code 1 if any step misbehaved)')
     .option('--state <dir>', 'keep the control plane state and logs here (default: a temporary directory, removed at exit)')
     .option('--keep', 'keep the temporary state directory')
-    .action(async (opts: { once?: boolean; state?: string; keep?: boolean }) => {
+    .option('--tracing-endpoint <url>', 'export every proxy\'s spans (all requests sampled) to this OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces')
+    .option('--tracing-protocol <protocol>', 'OTLP encoding with --tracing-endpoint: http/protobuf (default) or http/json')
+    .action(async (opts: { once?: boolean; state?: string; keep?: boolean; tracingEndpoint?: string; tracingProtocol?: string }) => {
       process.exitCode = await meshDemo(opts);
     });
 

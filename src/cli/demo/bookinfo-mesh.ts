@@ -71,6 +71,10 @@ export interface BookinfoMeshOptions {
   state: string;
   logs: string;
   group: ProcessGroup;
+  /** OTLP/HTTP traces endpoint: every proxy exports its spans there, sampling every request. */
+  tracingEndpoint?: string;
+  /** `http/protobuf` (the proxies' default) or `http/json`. */
+  tracingProtocol?: string;
 }
 
 export interface PushResult {
@@ -104,7 +108,11 @@ export class BookinfoMesh {
       const { caDir, id } = await workloadTarget(state, workload.ref);
       const { token } = await MeshCA.open(caDir).createJoinToken(id, 600_000, 'demo');
       const env = { TRELLIS_JOIN_TOKEN: token };
-      const common = ['--mesh', state, '--workload', workload.ref, '--admin-port', '0', '--state', join(state, 'proxies', workload.name)];
+      // Every proxy serves its metrics on a free port (`trellis top` finds them through the control plane).
+      // Each proxy writes an access log next to its log.
+      const common = ['--mesh', state, '--workload', workload.ref, '--admin-port', '0', '--metrics-port', '0', '--access-log', join(logs, `${workload.name}.access.log`), '--state', join(state, 'proxies', workload.name)];
+      if (options.tracingEndpoint !== undefined) common.push('--tracing-endpoint', options.tracingEndpoint, '--tracing-sampling', '100');
+      if (options.tracingProtocol !== undefined) common.push('--tracing-protocol', options.tracingProtocol);
       if (workload.ref === CLIENT) {
         group.startNode(workload.name, [BIN, 'proxy', ...common, '--outbound-port', String(clientPort)], join(logs, `${workload.name}.log`), env);
       } else {

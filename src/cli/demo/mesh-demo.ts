@@ -21,6 +21,9 @@ export interface MeshDemoOptions {
   /** Where the control plane keeps its state and the logs go (default: a temporary directory). */
   state?: string;
   keep?: boolean;
+  /** OTLP/HTTP traces endpoint for every proxy (e.g. a local Jaeger or OpenTelemetry collector). */
+  tracingEndpoint?: string;
+  tracingProtocol?: string;
 }
 
 /** The file in the traffic directory that the canary steps replace. */
@@ -56,7 +59,7 @@ export async function meshDemo(opts: MeshDemoOptions): Promise<number> {
     printLine(`  traffic  ${trafficDir}   (watched too: the canary steps write here; drop Istio samples in)`);
     printLine(`  state    ${state}`);
 
-    mesh = await BookinfoMesh.start({ configDirs: [BOOKINFO_CONFIG_DIR, trafficDir], trafficDir, state, logs, group });
+    mesh = await BookinfoMesh.start({ configDirs: [BOOKINFO_CONFIG_DIR, trafficDir], trafficDir, state, logs, group, ...(opts.tracingEndpoint === undefined ? {} : { tracingEndpoint: opts.tracingEndpoint }), ...(opts.tracingProtocol === undefined ? {} : { tracingProtocol: opts.tracingProtocol }) });
     printLine(`  control plane  discovery ${mesh.discovery}, admin ${mesh.admin}`);
     printLine('\nWorkloads (each process: the app + its sidecar; logs in state/logs):');
     for (const workload of mesh.workloads) {
@@ -69,6 +72,8 @@ export async function meshDemo(opts: MeshDemoOptions): Promise<number> {
     printLine('\nWhere to look next:');
     printLine(`  trellis proxy-status --admin ${mesh.admin}     every proxy, its identity and config versions`);
     printLine(`  trellis status --admin ${mesh.admin}           config health (an invalid edit shows here, the old config stays)`);
+    printLine(`  trellis top --admin ${mesh.admin}              live requests/s, success rate, latency and mTLS per edge`);
+    printLine(`  trellis audit tail --admin ${mesh.admin} --denied   every denial as it happens, with the deciding policy`);
     printLine(`  ${show(join(BOOKINFO_CONFIG_DIR, 'authorization.yaml'))}   edit a rule: proxies follow within a second`);
     printLine(`  cp ${show(join(BOOKINFO_SAMPLES_DIR, 'virtual-service-ratings-test-delay.yaml'))} ${trafficDir}/`);
     printLine('      Istio\'s fault-injection task: ratings waits 7 s for jason, productpage gives up on reviews after 6 s');

@@ -123,21 +123,26 @@ export function buildConfigSet(parsed: readonly ParsedText[], extraDiagnostics: 
   return { config, errors, warnings, resources };
 }
 
+/** Every resource of the set, of every kind (the MeshConfig first). */
+export function configResources(config: ConfigSet): (HandledResource | UnhandledResource)[] {
+  return [
+    ...(config.meshConfig ? [config.meshConfig] : []),
+    ...config.authorizationPolicies,
+    ...config.peerAuthentications,
+    ...config.requestAuthentications,
+    ...config.workloadEntries,
+    ...config.serviceEntries,
+    ...config.virtualServices,
+    ...config.destinationRules,
+    ...config.sidecars,
+    ...config.rateLimits,
+    ...config.notHandled,
+  ];
+}
+
 /** How many resources the set holds, of every kind. */
 export function configResourceCount(config: ConfigSet): number {
-  const lists = [
-    config.authorizationPolicies,
-    config.peerAuthentications,
-    config.requestAuthentications,
-    config.workloadEntries,
-    config.serviceEntries,
-    config.virtualServices,
-    config.destinationRules,
-    config.sidecars,
-    config.rateLimits,
-    config.notHandled,
-  ];
-  return lists.reduce((sum, list) => sum + list.length, config.meshConfig ? 1 : 0);
+  return configResources(config).length;
 }
 
 /** A config set with no resources: the mesh defaults, nothing else. */

@@ -3,7 +3,7 @@
  * between two accepted sets, by `Kind namespace/name`. Pure. A resource counts as modified when
  * its apiVersion, metadata or spec changed; moving it within a file (its source position) does not.
  */
-import type { ConfigSet } from '../api/config-set.js';
+import { type ConfigSet, configResources } from '../api/config-set.js';
 import { formatDiagnostic } from '../api/diagnostics.js';
 import { resourceId } from '../api/resources.js';
 import type { ConfigAuditRecord, ConfigChanges } from '../telemetry/audit/record.js';
@@ -22,23 +22,8 @@ interface Described {
 function resourcesOf(config: ConfigSet | undefined): Map<string, string> {
   const map = new Map<string, string>();
   if (config === undefined) return map;
-  const lists: readonly (readonly Described[])[] = [
-    config.meshConfig ? [config.meshConfig] : [],
-    config.authorizationPolicies,
-    config.peerAuthentications,
-    config.requestAuthentications,
-    config.workloadEntries,
-    config.serviceEntries,
-    config.virtualServices,
-    config.destinationRules,
-    config.sidecars,
-    config.rateLimits,
-    config.notHandled,
-  ];
-  for (const list of lists) {
-    for (const resource of list) {
-      map.set(resourceId(resource.kind, resource.metadata), JSON.stringify([resource.apiVersion, resource.metadata, resource.spec ?? null]));
-    }
+  for (const resource of configResources(config) as Described[]) {
+    map.set(resourceId(resource.kind, resource.metadata), JSON.stringify([resource.apiVersion, resource.metadata, resource.spec ?? null]));
   }
   return map;
 }

@@ -202,10 +202,12 @@ async function attempts(deps: TrafficRouterDeps, cluster: ClusterRuntime, reques
         request.context.telemetry = { ...request.context.telemetry, upstreamCluster: cluster.cluster.name, ...(cluster.cluster.tls.mode === 'ISTIO_MUTUAL' && cluster.cluster.location === 'MESH_INTERNAL' ? { upstreamWorkload: { workload, labels, identity } } : {}) };
       }
 
-      const admission = await admit(cluster, request.signal);
-      if (typeof admission === 'string') {
+      const admission = await admit(cluster, request.signal, overall === undefined ? undefined : overall - (deps.now() - started));
+      if (admission === 'timeout') return timedOut(request);
+      if (admission === 'cancelled') return localReply(request, 499, 'client closed the request');
+      if ('refused' in admission) {
         request.context.responseFlags.push('UO');
-        if (deps.telemetry) request.context.telemetry = { ...request.context.telemetry, overflow: { cluster: cluster.cluster.name, reason: admission } };
+        if (deps.telemetry) request.context.telemetry = { ...request.context.telemetry, overflow: { cluster: cluster.cluster.name, reason: admission.refused } };
         return localReply(request, 503, `upstream overflow: the circuit breaker of ${cluster.cluster.name} is open`);
       }
       const body = out.body.forAttempt();
@@ -276,12 +278,27 @@ function timedOut(request: L7Request): L7Response {
 }
 
 /** Waits for the cluster's circuit breaker; the overflow reason when it refuses. */
-function admit(cluster: ClusterRuntime, signal: AbortSignal): Promise<{ release(): void } | string> {
+/**
+ * Waits for the cluster's circuit breaker: a slot, the overflow reason when it refuses, or
+ * 'timeout' when the route's time runs out (or 'cancelled' when the caller goes away) while the
+ * request waits for a connection.
+ */
+function admit(cluster: ClusterRuntime, signal: AbortSignal, waitMs: number | undefined): Promise<{ release(): void } | { refused: string } | 'timeout' | 'cancelled'> {
   return new Promise((resolve) => {
-    const admission = cluster.breaker.admit((slot) => resolve(slot));
-    if (admission.kind === 'started') resolve(admission.slot);
-    else if (admission.kind === 'overflow') resolve(admission.reason);
-    else signal.addEventListener('abort', () => admission.cancel(), { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    const admission = cluster.breaker.admit((slot) => {
+      if (timer) clearTimeout(timer);
+      resolve(slot);
+    });
+    if (admission.kind === 'started') return resolve(admission.slot);
+    if (admission.kind === 'overflow') return resolve({ refused: admission.reason });
+    const stop = (outcome: 'timeout' | 'cancelled'): void => {
+      if (timer) clearTimeout(timer);
+      admission.cancel();
+      resolve(outcome);
+    };
+    signal.addEventListener('abort', () => stop('cancelled'), { once: true });
+    if (waitMs !== undefined) timer = setTimeout(() => stop('timeout'), Math.max(0, waitMs));
   });
 }
 

@@ -54,6 +54,17 @@ spec:
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
+metadata: {name: cb-queue, namespace: default}
+spec:
+  hosts: [cb-queue]
+  http:
+  - match: [{uri: {prefix: /bounded}}]
+    timeout: 200ms
+    route: [{destination: {host: cb-queue}}]
+  - route: [{destination: {host: cb-queue}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
 metadata: {name: fault, namespace: default}
 spec:
   hosts: [fault]
@@ -92,6 +103,16 @@ metadata: {name: real, namespace: default}
 spec:
   host: real
   trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: cb-queue, namespace: default}
+spec:
+  host: cb-queue
+  trafficPolicy:
+    connectionPool:
+      tcp: {maxConnections: 1}
+      http: {http1MaxPendingRequests: 10}
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -151,7 +172,7 @@ describe('traffic resilience through sidecars', () => {
         workloadEntry('doomed', { real: 'yes' }, p3, { serviceAccount: 'res' }),
       ].join('---\n'),
       'services.yaml': [
-        ...['retry', 'timeout', 'fault', 'cb-pending', 'cb-requests', 'outlier'].map((name) => serviceEntry(name, { app: 'res' })),
+        ...['retry', 'timeout', 'fault', 'cb-pending', 'cb-requests', 'cb-queue', 'outlier'].map((name) => serviceEntry(name, { app: 'res' })),
         serviceEntry('real', { real: 'yes' }),
         `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
@@ -340,6 +361,21 @@ spec:
       assert.equal(countOf(k), ok.length, 'overflowed requests never reach the upstream');
       t.diagnostic(`${service}: ${ok.length} served, ${overflow.length} overflowed, max concurrency ${maxConcurrencyOf(k)}`);
     }
+  });
+
+  it("times out a request waiting for a connection with its route's timeout, not the slot's release", async () => {
+    const k = key('cb-queue');
+    // One connection: the first request holds it for 3 s; the second waits with a 200 ms route timeout.
+    const order: string[] = [];
+    const holder = get(url('cb-queue', `/slow?delay=3000&key=${k}`)).then((reply) => (order.push(`holder ${reply.status}`), reply));
+    await waitFor(() => countOf(k) === 1, 10_000, 'the first request to reach the upstream');
+    const waiter = get(url('cb-queue', `/bounded?key=${k}`)).then((reply) => (order.push(`waiter ${reply.status}`), reply));
+    const bounded = await waiter;
+    assert.equal(bounded.status, 504, bounded.body);
+    assert.match(bounded.body, /upstream request timeout/);
+    await holder;
+    assert.deepEqual(order, ['waiter 504', 'holder 200'], 'the waiting request gave up while the connection was still busy');
+    assert.equal(countOf(k), 1, 'the timed-out request never reached the upstream');
   });
 
   it('ejects an endpoint after consecutive 5xx errors and brings it back after baseEjectionTime', async (t) => {

@@ -45,6 +45,22 @@ class RequestFacts {
   get query(): Map<string, string> {
     return (this.queryValue ??= parseQuery(queryOf(this.request.path)));
   }
+
+  /** A header by lower-case name; the HTTP/2 pseudo-headers read the request line, as Envoy's header matchers do. */
+  header(name: string): string | undefined {
+    switch (name) {
+      case ':authority':
+        return this.request.authority;
+      case ':path':
+        return this.request.path;
+      case ':method':
+        return this.request.method;
+      case ':scheme':
+        return this.request.scheme;
+      default:
+        return this.request.headers.get(name);
+    }
+  }
 }
 
 interface Check {
@@ -207,7 +223,7 @@ function compileHttpMatch(match: HttpMatchSnapshot): Check[] {
     const key = name.toLowerCase();
     const field = `headers[${name}]`;
     if (key.startsWith(CLAIM_PREFIX)) checks.push(claimCheck(field, false));
-    else checks.push(valueCheck(field, (f) => f.request.headers.get(key), compileStringMatch(sm, { starIsPresence: true }), '', isSensitiveName(key)));
+    else checks.push(valueCheck(field, (f) => f.header(key), compileStringMatch(sm, { starIsPresence: true }), '', isSensitiveName(key)));
   }
   for (const name of Object.keys(match.withoutHeaders ?? {}).sort()) {
     const sm = (match.withoutHeaders ?? {})[name];
@@ -263,7 +279,7 @@ function withoutCheck(field: string, key: string, matcher: ReturnType<typeof com
   if (matcher.presence) {
     return {
       field,
-      test: (f) => !f.request.headers.has(key),
+      test: (f) => f.header(key) === undefined,
       explain: () => `${field}: present, must be absent`,
       describe: () => `${field}: absent`,
     };
@@ -271,13 +287,13 @@ function withoutCheck(field: string, key: string, matcher: ReturnType<typeof com
   const test = matcher.test;
   return {
     field,
-    test: (f) => !test(f.request.headers.get(key) ?? ''),
+    test: (f) => !test(f.header(key) ?? ''),
     explain: (f) => {
-      const value = f.request.headers.get(key);
+      const value = f.header(key);
       return `${field}: ${value === undefined ? 'absent (read as "")' : show(value, redact)} = ${matcher.description}, which is excluded`;
     },
     describe: (f) => {
-      const value = f.request.headers.get(key);
+      const value = f.header(key);
       return `${field}: ${value === undefined ? 'absent' : show(value, redact)} ≠ ${matcher.description}`;
     },
   };

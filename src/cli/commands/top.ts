@@ -109,6 +109,10 @@ async function scrapeRound(admin: string, intervalMs: number, signal: AbortSigna
         return;
       }
       const url = metricsUrl(proxy.metrics, proxy.peer);
+      if (url === undefined) {
+        round.unreachable.push({ workload: proxy.workload, url: proxy.metrics, error: `the reported metrics address is not the proxy's own (${proxy.peer}): not scraped` });
+        return;
+      }
       try {
         const response = await fetch(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) });
         if (!response.ok) throw new Error(`HTTP ${response.status}`);
@@ -124,16 +128,24 @@ async function scrapeRound(admin: string, intervalMs: number, signal: AbortSigna
   return round;
 }
 
-/** The scrape URL of a reported `host:port`; an unspecified host means the address the proxy connected from. */
-export function metricsUrl(address: string, peer: string): string {
+/**
+ * The scrape URL of a reported `host:port`: an unspecified host means the address the proxy
+ * connected from. Any other host must be that address too (or loopback, for a proxy on this
+ * machine): a proxy cannot point `top` at another machine's port. Undefined when it tries.
+ */
+export function metricsUrl(address: string, peer: string): string | undefined {
   const colon = address.lastIndexOf(':');
   let host = address.slice(0, colon);
   const port = address.slice(colon + 1);
-  if (host === '0.0.0.0' || host === '[::]' || host === '') {
-    const peerHost = peer.replace(/^ipv[46]:/, '').replace(/:\d+$/, '');
-    host = peerHost.startsWith('[') || !peerHost.includes(':') ? peerHost : `[${peerHost}]`;
-  }
+  const peerAddress = peer.replace(/^ipv[46]:/, '').replace(/:\d+$/, '');
+  const peerHost = peerAddress.startsWith('[') || !peerAddress.includes(':') ? peerAddress : `[${peerAddress}]`;
+  if (host === '0.0.0.0' || host === '[::]' || host === '') host = peerHost;
+  else if (host !== peerHost && !(isLoopback(host) && isLoopback(peerHost))) return undefined;
   return `http://${host}:${port}/stats/prometheus`;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 async function connectedProxies(admin: string, signal: AbortSignal): Promise<ProxySyncStatus[]> {

@@ -174,15 +174,18 @@ export function parseRequestTarget(target: string, hostHeader: string): { author
   return { authority: match[1] ?? hostHeader, path: path === '' ? '/' : path.startsWith('?') ? `/${path}` : path };
 }
 
+/** The handler's response; a handler that throws gets a plain 500 (flag DPE) and is reported. */
+function handle(options: DownstreamOptions, request: L7Request): Promise<L7Response> {
+  return options.handler(request).catch((error: unknown) => {
+    options.onError?.(error, request);
+    request.context.responseFlags.push('DPE');
+    return localReply(request, 500, 'internal proxy error');
+  });
+}
+
 function run(options: DownstreamOptions, request: L7Request, write: (response: L7Response, count?: (bytes: number) => void) => Promise<void>): void {
   if (options.onComplete) return measured(options, options.onComplete, request, write);
-  options
-    .handler(request)
-    .catch((error: unknown) => {
-      options.onError?.(error, request);
-      request.context.responseFlags.push('DPE');
-      return localReply(request, 500, 'internal proxy error');
-    })
+  handle(options, request)
     .then(write)
     .catch(() => {
       // The downstream went away while we wrote: nothing left to tell it.
@@ -199,13 +202,7 @@ function measured(options: DownstreamOptions, onComplete: NonNullable<Downstream
   let response: L7Response | undefined;
   let headersMs: number | undefined;
   let responseBytes = 0;
-  options
-    .handler(request)
-    .catch((error: unknown) => {
-      options.onError?.(error, request);
-      request.context.responseFlags.push('DPE');
-      return localReply(request, 500, 'internal proxy error');
-    })
+  handle(options, request)
     .then((result) => {
       response = result;
       headersMs = performance.now() - started;

@@ -1,46 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ENVOY_DEFAULT_BUCKETS, ProxyMetrics, type RequestRecord } from '../../../src/telemetry/istio-metrics.js';
+import { ISTIO_COMMON_LABELS, ISTIO_HTTP_LABELS, ISTIO_HTTP_METRICS, ISTIO_TCP_METRICS } from '../../helpers/istio-standard-metrics.js';
 import { familyOf, parseExposition, type Family } from '../../helpers/prom-text.js';
 
-/**
- * Istio's standard metrics and their labels as Istio documents them
- * (istio.io, "Istio Standard Metrics"; label names as istio/proxy's istio_stats filter emits them).
- * Written out here rather than imported so the test checks the code against the list.
- */
-const ISTIO_HTTP_METRICS = {
-  istio_requests_total: 'counter',
-  istio_request_duration_milliseconds: 'histogram',
-  istio_request_bytes: 'histogram',
-  istio_response_bytes: 'histogram',
-} as const;
-const ISTIO_TCP_METRICS = ['istio_tcp_sent_bytes_total', 'istio_tcp_received_bytes_total', 'istio_tcp_connections_opened_total', 'istio_tcp_connections_closed_total'] as const;
-const ISTIO_COMMON_LABELS = [
-  'reporter',
-  'source_workload',
-  'source_workload_namespace',
-  'source_principal',
-  'source_app',
-  'source_version',
-  'source_canonical_service',
-  'source_canonical_revision',
-  'source_cluster',
-  'destination_workload',
-  'destination_workload_namespace',
-  'destination_principal',
-  'destination_app',
-  'destination_version',
-  'destination_service',
-  'destination_service_name',
-  'destination_service_namespace',
-  'destination_canonical_service',
-  'destination_canonical_revision',
-  'destination_cluster',
-  'request_protocol',
-  'response_flags',
-  'connection_security_policy',
-];
-const ISTIO_HTTP_LABELS = [...ISTIO_COMMON_LABELS, 'response_code', 'grpc_response_status'];
 
 const REVIEWS = { name: 'reviews-v1', namespace: 'bookinfo', labels: { app: 'reviews', version: 'v1' } };
 
@@ -92,7 +55,7 @@ void describe('proxy metrics: Istio standard metrics', () => {
     metrics.recordTcpBytes(edge, 100, 40);
     metrics.recordTcpClose(edge, 5, 2);
     const families = await scrape(metrics);
-    for (const name of ISTIO_TCP_METRICS) {
+    for (const name of Object.keys(ISTIO_TCP_METRICS)) {
       const family = familyOf(families, name);
       assert.equal(family.type, 'counter', name);
       assert.deepEqual(labelNames(family), [...ISTIO_COMMON_LABELS].sort(), name);

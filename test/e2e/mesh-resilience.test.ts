@@ -6,19 +6,11 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { freePorts, httpGet, httpRequest, MeshProcesses, type StartedWorkload, waitFor } from '../helpers/mesh-process.js';
+import { ZERO_TRUST_MESH } from '../helpers/mesh-yaml.js';
 
 async function configFor(webPort: number): Promise<Record<string, string>> {
   return {
-    'mesh.yaml': `apiVersion: trellis.dev/v1alpha1
-kind: MeshConfig
-metadata: {name: mesh}
-spec: {defaultAuthorization: DENY}
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: istio-system}
-spec: {mtls: {mode: STRICT}}
-`,
+    'mesh.yaml': ZERO_TRUST_MESH,
     'web.yaml': `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: web, namespace: default}

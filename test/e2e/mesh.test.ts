@@ -17,6 +17,7 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { bundleOf, makeLeaf, makeRoot } from '../helpers/pki.js';
 import { runTrellis } from '../helpers/cli.js';
 import { freePorts, httpRequest, MeshProcesses, type StartedWorkload, waitFor } from '../helpers/mesh-process.js';
+import { ZERO_TRUST_MESH } from '../helpers/mesh-yaml.js';
 
 const ISSUER = 'https://issuer.test';
 
@@ -93,16 +94,7 @@ describe('the mesh, as processes on loopback', () => {
       new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'test-key' }).setIssuer(ISSUER).setIssuedAt().setExpirationTime(options.expiresIn ?? '10m').sign(privateKey);
 
     mesh = await MeshProcesses.start({
-      'mesh.yaml': `apiVersion: trellis.dev/v1alpha1
-kind: MeshConfig
-metadata: {name: mesh}
-spec: {defaultAuthorization: DENY}
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: istio-system}
-spec: {mtls: {mode: STRICT}}
----
+      'mesh.yaml': `${ZERO_TRUST_MESH}---
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: legacy, namespace: default}

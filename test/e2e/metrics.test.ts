@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ISTIO_COMMON_LABELS, ISTIO_HTTP_LABELS, ISTIO_HTTP_METRICS, ISTIO_TCP_METRICS } from '../helpers/istio-standard-metrics.js';
 import { freePorts, httpGet, httpRequest, MeshProcesses, type StartedWorkload, waitFor } from '../helpers/mesh-process.js';
+import { clientServerEchoMesh } from '../helpers/mesh-yaml.js';
 import { PrometheusServer, type Sample } from '../helpers/prometheus.js';
 import { familyOf, parseExposition } from '../helpers/prom-text.js';
 
@@ -22,70 +23,6 @@ const DENIED = 3;
 const LATE_DENIED = 2;
 const TCP_PAYLOAD = 'hello, echo\n';
 
-const config = (web: number, echo: number): Record<string, string> => ({
-  'mesh.yaml': `apiVersion: trellis.dev/v1alpha1
-kind: MeshConfig
-metadata: {name: mesh}
-spec: {defaultAuthorization: DENY}
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: istio-system}
-spec: {mtls: {mode: STRICT}}
-`,
-  'services.yaml': `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: server, namespace: default}
-spec:
-  hosts: [server.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: server}}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: echo, namespace: default}
-spec:
-  hosts: [echo.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  ports: [{number: 9000, name: tcp, protocol: TCP}]
-  workloadSelector: {labels: {app: echo}}
-`,
-  'workloads.yaml': `apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: client, namespace: default}
-spec: {address: 127.0.0.1, serviceAccount: client, labels: {app: client, version: v1}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: server, namespace: default}
-spec: {address: 127.0.0.1, serviceAccount: server, labels: {app: server, version: v2}, ports: {http: ${web}}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: echo, namespace: default}
-spec: {address: 127.0.0.1, serviceAccount: echo, labels: {app: echo}, ports: {tcp: ${echo}}}
-`,
-  'policies.yaml': `apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: server-allow, namespace: default}
-spec:
-  selector: {matchLabels: {app: server}}
-  action: ALLOW
-  rules:
-  - from: [{source: {principals: ["cluster.local/ns/default/sa/client"]}}]
-    to: [{operation: {methods: ["GET"], paths: ["/ok/*"]}}]
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: echo-allow, namespace: default}
-spec:
-  selector: {matchLabels: {app: echo}}
-  action: ALLOW
-  rules:
-  - from: [{source: {principals: ["cluster.local/ns/default/sa/client"]}}]
-`,
-});
 
 const sum = (samples: Sample[]): number => samples.reduce((total, sample) => total + sample.value, 0);
 const equals = (expected: number) => (samples: Sample[]): boolean => samples.length > 0 && sum(samples) === expected;
@@ -101,7 +38,7 @@ describe('metrics and access logs, scraped by a real Prometheus', () => {
 
   before(async () => {
     const [web, echoPort] = (await freePorts(2)) as [number, number];
-    mesh = await MeshProcesses.start(config(web, echoPort));
+    mesh = await MeshProcesses.start(clientServerEchoMesh(web, echoPort));
     accessLog = join(mesh.dir, 'server-access.log');
     [server, echo] = await Promise.all([
       mesh.startWorkload('default/server', { app: 'http-echo.mjs', extraArgs: ['--access-log', accessLog] }),

@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import type { HttpEdge, TcpEdge, TopSample } from '../../src/telemetry/top.js';
 import { runTrellis, TRELLIS_BIN } from '../helpers/cli.js';
 import { freePorts, httpGet, httpRequest, MeshProcesses, type StartedWorkload, waitFor } from '../helpers/mesh-process.js';
+import { clientServerEchoMesh } from '../helpers/mesh-yaml.js';
 
 const ALLOWED = 6;
 const DENIED = 3;
@@ -19,70 +20,6 @@ const SERVICE = 'server.default.svc.cluster.local';
 const ECHO = 'echo.default.svc.cluster.local';
 const TCP_PAYLOAD = 'hello, echo\n';
 
-const config = (web: number, echo: number): Record<string, string> => ({
-  'mesh.yaml': `apiVersion: trellis.dev/v1alpha1
-kind: MeshConfig
-metadata: {name: mesh}
-spec: {defaultAuthorization: DENY}
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: istio-system}
-spec: {mtls: {mode: STRICT}}
-`,
-  'services.yaml': `apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: server, namespace: default}
-spec:
-  hosts: [${SERVICE}]
-  location: MESH_INTERNAL
-  ports: [{number: 80, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: server}}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: echo, namespace: default}
-spec:
-  hosts: [${ECHO}]
-  location: MESH_INTERNAL
-  ports: [{number: 9000, name: tcp, protocol: TCP}]
-  workloadSelector: {labels: {app: echo}}
-`,
-  'workloads.yaml': `apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: client, namespace: default}
-spec: {address: 127.0.0.1, serviceAccount: client, labels: {app: client}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: server, namespace: default}
-spec: {address: 127.0.0.1, serviceAccount: server, labels: {app: server}, ports: {http: ${web}}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: echo, namespace: default}
-spec: {address: 127.0.0.1, serviceAccount: echo, labels: {app: echo}, ports: {tcp: ${echo}}}
-`,
-  'policies.yaml': `apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: server-allow, namespace: default}
-spec:
-  selector: {matchLabels: {app: server}}
-  action: ALLOW
-  rules:
-  - from: [{source: {principals: ["cluster.local/ns/default/sa/client"]}}]
-    to: [{operation: {methods: ["GET"], paths: ["/ok/*"]}}]
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: echo-allow, namespace: default}
-spec:
-  selector: {matchLabels: {app: echo}}
-  action: ALLOW
-  rules:
-  - from: [{source: {principals: ["cluster.local/ns/default/sa/client"]}}]
-`,
-});
 
 type JsonSample = TopSample & { time: string; unreachable: unknown[]; withoutMetrics: string[] };
 
@@ -145,7 +82,7 @@ describe('trellis top on a live mesh', () => {
 
   before(async () => {
     const [web, echoPort] = (await freePorts(2)) as [number, number];
-    mesh = await MeshProcesses.start(config(web, echoPort));
+    mesh = await MeshProcesses.start(clientServerEchoMesh(web, echoPort));
     [server, echo] = await Promise.all([mesh.startWorkload('default/server', { app: 'http-echo.mjs' }), mesh.startWorkload('default/echo', { app: 'tcp-echo.mjs' })]);
     client = await mesh.startWorkload('default/client', { outboundPort: true, upstreams: [`${ECHO}:9000=0`] });
     await mesh.waitSynced(3);

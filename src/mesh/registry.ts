@@ -6,6 +6,7 @@
 import type { ConfigSet } from '../api/config-set.js';
 import type { ServiceEntryResource, WorkloadEntryResource } from '../api/resources.js';
 import type { ServicePort, WorkloadEntrySpec } from '../api/schemas/networking.js';
+import { compareCreation, exportedTo } from './hosts.js';
 import type { EndpointSnapshot, PortProtocol, ServicePortSnapshot } from './snapshot.js';
 
 export type ServiceLocation = 'MESH_INTERNAL' | 'MESH_EXTERNAL';
@@ -87,7 +88,7 @@ export function servicesVisibleTo(registry: Registry, namespace: string): Regist
 }
 
 export function isExportedTo(service: RegistryService, namespace: string): boolean {
-  return service.exportTo.some((target) => target === '*' || target === namespace || (target === '.' && service.namespace === namespace));
+  return exportedTo(service.exportTo, service.namespace, namespace);
 }
 
 /**
@@ -225,17 +226,11 @@ export function labelsMatch(selector: Readonly<Record<string, string>> | undefin
 function preferService(candidate: RegistryService, current: RegistryService, callerNamespace: string): boolean {
   const own = (s: RegistryService): number => (s.namespace === callerNamespace ? 0 : 1);
   if (own(candidate) !== own(current)) return own(candidate) < own(current);
-  const age = compareTimestamps(candidate.createdAt, current.createdAt);
+  const age = compareCreation(candidate.createdAt, current.createdAt);
   if (age !== 0) return age < 0;
   return compareStrings(candidate.source, current.source) < 0;
 }
 
-/** Older first; a resource without a timestamp counts as oldest, as in src/policy (the file store stamps every resource). */
-function compareTimestamps(a: string | undefined, b: string | undefined): number {
-  const ta = a === undefined ? -Infinity : Date.parse(a);
-  const tb = b === undefined ? -Infinity : Date.parse(b);
-  return ta === tb ? 0 : ta < tb ? -1 : 1;
-}
 
 function compareWorkloads(a: RegistryWorkload, b: RegistryWorkload): number {
   return compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name);
